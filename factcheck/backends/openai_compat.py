@@ -1,0 +1,152 @@
+"""OpenAI and any OpenAI-compatible server (vLLM, Ollama, llama.cpp server, LM Studio)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from ..errors import BackendError, ConfigError
+from .base import Completion, Message
+
+Mode = Literal["auto", "json_schema", "json_object"]
+
+
+class OpenAIBackend:
+    """Structured output through `response_format`.
+
+    `json_schema` (strict) is what OpenAI, vLLM, Ollama and llama-server understand; llama-cpp-python's
+    server rejects it, so in `auto` mode a rejection switches this back end to `json_object` with
+    the schema attached and spelled out in the prompt.
+    """
+
+    name = "openai"
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        mode: Mode = "auto",
+        timeout: float = 120.0,
+        max_retries: int = 2,
+    ):
+        import openai
+
+        self.model = model
+        self.mode: Mode = mode
+        self.base_url = base_url
+        # Local servers ignore the key but the SDK insists on one.
+        self._key = api_key
+        self._client = openai.OpenAI(
+            api_key=api_key or "not-needed",
+            base_url=base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+        )
+
+    def complete(
+        self,
+        messages: list[Message],
+        *,
+        schema: dict[str, Any],
+        schema_name: str,
+        max_tokens: int,
+        temperature: float = 0.0,
+    ) -> Completion:
+        import openai
+
+        if self.mode in ("auto", "json_schema"):
+            try:
+                return self._call(messages, _json_schema_format(schema, schema_name), max_tokens, temperature)
+            except (
+                openai.BadRequestError,
+                openai.UnprocessableEntityError,
+                openai.InternalServerError,
+            ) as exc:
+                if self.mode != "auto" or not _rejects_schema(exc):
+                    raise self._error(exc) from exc
+                self.mode = "json_object"
+        hint = {
+            "role": "system",
+            "content": "Answer with one JSON object only, valid against this JSON schema:\n"
+            + json.dumps(schema, separators=(",", ":")),
+        }
+        fmt = {"type": "json_object", "schema": schema}
+        try:
+            return self._call([*messages, hint], fmt, max_tokens, temperature)
+        except openai.APIError as exc:
+            raise self._error(exc) from exc
+
+    def _error(self, exc: Exception) -> Exception:
+        error = _backend_error(exc, self.base_url)
+        if self._key and self._key in str(error):  # keys never reach a message
+            error = type(error)(str(error).replace(self._key, "***"))
+        return error
+
+    def _call(
+        self, messages: list[Message], fmt: dict[str, Any], max_tokens: int, temperature: float
+    ) -> Completion:
+        import openai
+
+        try:
+            response = self._client.chat.completions.create(
+                model=self.model,
+                messages=messages,  # type: ignore[arg-type]
+                response_format=fmt,  # type: ignore[arg-type]
+                max_tokens=max_tokens,
+                temperature=temperature,
+            )
+        except (openai.BadRequestError, openai.UnprocessableEntityError, openai.InternalServerError):
+            raise  # the caller decides whether this means "schema form not supported"
+        except openai.APIError as exc:
+            raise self._error(exc) from exc
+        if not response.choices:
+            raise BackendError("the model server returned no choices")
+        choice = response.choices[0]
+        usage = response.usage
+        return Completion(
+            text=choice.message.content,
+            finish_reason=choice.finish_reason or "stop",
+            prompt_tokens=usage.prompt_tokens if usage else 0,
+            completion_tokens=usage.completion_tokens if usage else 0,
+            refusal=getattr(choice.message, "refusal", None),
+        )
+
+
+def _json_schema_format(schema: dict[str, Any], name: str) -> dict[str, Any]:
+    return {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": True}}
+
+
+def _rejects_schema(exc: Exception) -> bool:
+    # A 400/422 from a server that does not know `json_schema`, or llama-cpp-python's 500.
+    status = getattr(exc, "status_code", 0)
+    return status in (400, 422, 500)
+
+
+def _backend_error(exc: Exception, base_url: str | None) -> Exception:
+    import openai
+
+    where = base_url or "the OpenAI API"
+    if isinstance(exc, openai.AuthenticationError):
+        return ConfigError(f"{where} rejected the API key (check OPENAI_API_KEY)")
+    if isinstance(exc, openai.NotFoundError):
+        return BackendError(f"{where}: not found (check --model and --base-url): {_message(exc)}")
+    if isinstance(exc, openai.RateLimitError):
+        return BackendError(f"{where}: rate limited, retries exhausted: {_message(exc)}")
+    if isinstance(exc, openai.APITimeoutError):
+        return BackendError(f"{where}: request timed out")
+    if isinstance(exc, openai.APIConnectionError):
+        return BackendError(f"cannot reach the model server at {where}")
+    if isinstance(exc, openai.APIStatusError):
+        return BackendError(f"{where}: HTTP {exc.status_code}: {_message(exc)}")
+    return BackendError(f"{where}: {_message(exc)}")
+
+
+def _message(exc: Exception) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and inner.get("message"):
+            return str(inner["message"])[:300]
+    return str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__

@@ -1,0 +1,258 @@
+"""Deterministic text signals: attribution cues, hedging, anonymity, unattributed quotes, injection.
+
+These are Python's job, not the model's: they are cheap, repeatable and explainable.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .documents import Document, Sentence
+
+CUES = (
+    "according to",
+    "said",
+    "says",
+    "say",
+    "told",
+    "tells",
+    "denied",
+    "denies",
+    "deny",
+    "claimed",
+    "claims",
+    "warned",
+    "warns",
+    "announced",
+    "announces",
+    "reported",
+    "reports",
+    "noted",
+    "notes",
+    "confirmed",
+    "confirms",
+    "insisted",
+    "insists",
+    "argued",
+    "argues",
+    "stated",
+    "states",
+    "added",
+    "alleged",
+    "alleges",
+    "vowed",
+    "estimated",
+    "estimates",
+    "acknowledged",
+    "admitted",
+    "rejected",
+    "disputed",
+    "disputes",
+    "suggested",
+    "suggests",
+    "wrote",
+    "writes",
+    "believes",
+    "believed",
+    "testified",
+    "accused",
+    "accuses",
+    "predicted",
+    "predicts",
+    "found",
+    "showed",
+    "shows",
+    "maintained",
+    "maintains",
+    "countered",
+    "explained",
+    "described",
+    "called",
+    "boasted",
+)
+# Case-sensitive on purpose: "United States officials" must not read as the cue "states".
+_CUE_RE = re.compile(r"\b(" + "|".join(re.escape(c) for c in CUES) + r"|According to)\b")
+
+_HEDGES = re.compile(
+    r"\b(may|might|could|possibly|perhaps|reportedly|allegedly|apparently|appears? to|seem(s|ed)? to|"
+    r"suggest(s|ed|ing)?|likely|unlikely|unclear|unconfirmed|unverified|preliminary|estimated?|"
+    r"believed to|thought to|not (yet )?peer[- ]reviewed|early (data|results|findings)|small study|"
+    r"expected to|projected|rumou?red|claimed)\b",
+    re.I,
+)
+_ANONYMOUS_SOURCE = re.compile(
+    r"^(an?|one|two|three|several|some|many|other|senior|unnamed|anonymous)?\s*"
+    r"(\w+\s+)?(officials?|sources?|persons?|people|diplomats?|aides?|insiders?|employees?|"
+    r"executives?|witnesses?|residents?|analysts?|observers?)$",
+    re.I,
+)
+_ANONYMITY_PHRASES = re.compile(
+    r"(asked not to be (named|identified)|on condition of anonymity|familiar with (the|its|his|her)|"
+    r"speaking anonymously|who (did not|declined to) (give|be) (his|her|their)? ?name|"
+    r"sources (said|say|told)|not authori[sz]ed to speak)",
+    re.I,
+)
+_INJECTION = re.compile(
+    r"(ignore (all |any )?(the )?(previous|prior|above|earlier) (instructions|prompts?)|"
+    r"disregard (all |any )?(the )?(previous|prior|above) |you are now (a|an) |"
+    r"(reveal|print) (your|the) system prompt|as an ai (language )?model, you must)",
+    re.I,
+)
+_QUOTE = re.compile(r"“[^”]{3,}”|\"[^\"\n]{3,}\"")
+
+
+def cue_in(text: str) -> str | None:
+    """The first attribution cue in a piece of text, outside quotation marks."""
+    match = _CUE_RE.search(_QUOTE.sub(" ", text))
+    return match.group(1).lower() if match else None
+
+
+def overlap(a: str, b: str) -> float:
+    """Share of a's content words that also occur in b."""
+    words_a = {w for w in re.findall(r"[a-z0-9]+", a.lower()) if len(w) > 3}
+    words_b = set(re.findall(r"[a-z0-9]+", b.lower()))
+    return len(words_a & words_b) / max(1, len(words_a))
+
+
+def hedges_in(text: str) -> list[str]:
+    return sorted({m.group(0).lower() for m in _HEDGES.finditer(_QUOTE.sub(" ", text))})
+
+
+def is_anonymous_source(name: str | None, evidence_text: str) -> bool:
+    if name and _ANONYMOUS_SOURCE.match(name.strip()):
+        return True
+    return bool(_ANONYMITY_PHRASES.search(evidence_text))
+
+
+def unattributed_quotes(doc: Document) -> list[Sentence]:
+    """Sentences holding a quote of five words or more with no speaker named.
+
+    A quote counts as attributed when its sentence has a cue outside the quotation marks, when the
+    sentence before ends with a colon ("She said:"), or when the quote runs on into a following
+    sentence that carries the cue (“A. B,” she said.).
+    """
+    body = doc.body
+    found = []
+    for i, s in enumerate(body):
+        quotes = [q for q in _QUOTE.findall(s.text) if len(q.split()) >= 5]
+        opens = s.text.count("“") > s.text.count("”")  # a quote continued in the next sentence
+        if not quotes and not (opens and len(s.text.split()) >= 5):
+            continue
+        if cue_in(s.text):
+            continue
+        prev = body[i - 1].text if i > 0 else ""
+        if prev.rstrip().endswith(":") and cue_in(prev):
+            continue
+        if opens and i + 1 < len(body) and cue_in(body[i + 1].text):
+            continue
+        found.append(s)
+    return found
+
+
+def injection_sentences(doc: Document) -> list[Sentence]:
+    return [s for s in doc.sentences if _INJECTION.search(s.text)]
+
+
+# ---------------------------------------------------------------- sources
+
+_MEDIA = re.compile(
+    r"\b(television|tv|newspaper|radio|news|times|post|journal|gazette|herald|tribune|reuters|"
+    r"broadcaster|magazine|bbc|cnn|daily|channel|outlet|newsflash|wire)\b",
+    re.I,
+)
+_GOVERNMENT = re.compile(
+    r"\b(ministry|ministers?|department|pentagon|police|army|military|government|officials?|"
+    r"president|secretary|spokes(man|woman|person)|council|mayor|prosecutors?|court|judge|senators?|"
+    r"congress|parliament|cabinet|embassy|white house|kremlin|authorities|governor|commission)\b",
+    re.I,
+)
+_DOCUMENT = re.compile(r"\b(report|study|survey|filing|document|paper|records|census|audit|analysis)\b", re.I)
+_NAME_STOP = {"the", "a", "an", "of", "and", "one", "two", "some", "its", "his", "her", "their", "'s"}
+_PRONOUN_CUE = re.compile(r"\b(he|she|they|it)\s+(" + "|".join(CUES) + r")\b", re.I)
+
+
+def source_type(name: str | None, guess: str) -> str:
+    """Keyword rules where the name says it plainly; the model's guess otherwise."""
+    if not name:
+        return "unattributed"
+    if _MEDIA.search(name):
+        return "media"
+    if _DOCUMENT.search(name) and not _GOVERNMENT.search(name):
+        return "document"
+    if _GOVERNMENT.search(name):
+        return "government"
+    return guess if guess != "unattributed" else "person"
+
+
+def _name_words(name: str) -> list[str]:
+    words = re.findall(r"[\w’']+", name.lower())
+    return [w for w in words if w not in _NAME_STOP and len(w) > 1]
+
+
+def name_in(name: str, text: str) -> bool:
+    """Most of the name's words appear in the text ("US officials" ~ "United States officials")."""
+    words = _name_words(name)
+    if not words:
+        return False
+    present = sum(1 for w in words if re.search(r"\b" + re.escape(w), text.lower()))
+    return present * 2 > len(words) or (
+        len(words) == 2 and present == 1 and len(words[1]) > 3 and words[1] in text.lower()
+    )
+
+
+def grounded_source(name: str | None, sentence: str, previous: str) -> bool:
+    """A source the model names must appear in the sentence, or in the previous one when this
+    sentence only says "he said": the model's attribution is data to check, not to trust."""
+    if not name:
+        return True
+    if name_in(name, sentence):
+        return True
+    return bool(_PRONOUN_CUE.search(sentence)) and name_in(name, previous)
+
+
+def speaker(sentence: str) -> str | None:
+    """The words right before an attribution cue, or after "according to" (a fallback)."""
+    plain = _QUOTE.sub(" ", sentence)
+    m = re.search(r"\b[Aa]ccording to ([^,.;]+)", plain)
+    if m:
+        return m.group(1).strip()
+    m = re.search(r"\b[Aa]s ([A-Z][^,]+?) (noted|reported|said|wrote)\b", plain)
+    if m:
+        return m.group(1).strip()
+    m = _CUE_RE.search(plain)
+    if not m:
+        return None
+    before = re.split(r"[,;:“”\"]|\b(?:which|that|who|but)\b", plain[: m.start()])[-1]
+    words = before.split()[-7:]
+    while words and words[-1].lower() in _AUXILIARIES:
+        words.pop()
+    if not words or words[-1].lower() in ("he", "she", "they", "it", "we", "i", "you", "this"):
+        return None
+    run: list[str] = []  # a trailing run of capitalised words is a name: "Defense Secretary Ash Carter"
+    for w in reversed(words):
+        if not (w[0].isupper() or (run and w.lower() in ("of", "and", "for", "de", "al"))):
+            break
+        run.insert(0, w)
+    if len(run) >= 2 or (run and len(run) == len(words)):
+        return " ".join(run)
+    return " ".join(words[-3:])  # a common noun phrase: "Russia's defence ministry", "police"
+
+
+_AUXILIARIES = {
+    "has",
+    "have",
+    "had",
+    "was",
+    "were",
+    "is",
+    "are",
+    "been",
+    "would",
+    "will",
+    "also",
+    "later",
+    "previously",
+    "publicly",
+    "repeatedly",
+    "then",
+}
