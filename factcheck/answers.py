@@ -22,11 +22,11 @@ def _allowed(info: ValidationInfo) -> set[int] | None:
 
 
 class SentenceClaim(Answer):
-    """One claim per sentence; the claim's text is the sentence itself (no tokens spent copying)."""
+    """One claim per sentence; the claim's text is the sentence itself (no tokens spent copying)
+    and the source type is read off the name in Python (no tokens spent on a guess)."""
 
     n: int = Field(description="the sentence number")
     source: str = Field(description='who makes the claim, as named in the article; "" if no one')
-    type: SourceType
     worthy: bool = Field(description="a checkable factual claim, not opinion or background")
 
     @field_validator("n")
@@ -43,6 +43,7 @@ class WrittenClaim(SentenceClaim):
     """A claim the model words itself: decomposed and self-contained (for stronger models)."""
 
     text: str = Field(min_length=8, description="the claim, short, names resolved")
+    type: SourceType
 
 
 class SentenceClaims(Answer):

@@ -65,7 +65,7 @@ def extract(
                 text=text,
                 sentences=[c.n],
                 source=source,
-                type=signals.source_type(source, c.type),  # type: ignore[arg-type]
+                type=signals.source_type(source, getattr(c, "type", None)),  # type: ignore[arg-type]
                 worthy=c.worthy,
             )
         )

@@ -148,6 +148,9 @@ _NUMBER_WORDS = (
 _FIGURE = re.compile(r"\b(\d[\d,.]*|" + _NUMBER_WORDS + r")((?:\s+[\w’'-]+){1,3})", re.I)
 
 
+_RESTATED = re.compile(r"\b(the|that|this|its own) (number|figure|estimate|count|total|toll|tally)\b", re.I)
+
+
 def _figures(text: str) -> dict[str, str]:
     """unit -> figure: "four Russian cruise missiles" -> {"missile": "four"}; the unit is the first
     plural noun within three words of the number, else the first lower-case word."""
@@ -174,6 +177,15 @@ def _figure_conflicts(drafts: list[DraftClaim]) -> list[tuple[int, int]]:
             if drafts[a].source and drafts[a].source == drafts[b].source:
                 continue
             shared = set(figures[a]) & set(figures[b])
-            if any(figures[a][u] != figures[b][u] for u in shared):
+            same_unit = any(figures[a][u] != figures[b][u] for u in shared)
+            # "The union said 2,400 joined. The port put the number at 900.": the next sentence
+            # gives its own figure for "the number" the previous one stated.
+            restated = (
+                figures[a]
+                and figures[b]
+                and drafts[b].sentences[0] - drafts[a].sentences[-1] == 1
+                and _RESTATED.search(drafts[b].text)
+            )
+            if same_unit or restated:
                 pairs.append((a, b))
     return pairs[:MAX_FIGURE_PAIRS]

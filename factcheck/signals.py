@@ -171,8 +171,17 @@ _NAME_STOP = {"the", "a", "an", "of", "and", "one", "two", "some", "its", "his",
 _PRONOUN_CUE = re.compile(r"\b(he|she|they|it)\s+(" + "|".join(CUES) + r")\b", re.I)
 
 
-def source_type(name: str | None, guess: str) -> str:
-    """Keyword rules where the name says it plainly; the model's guess otherwise."""
+_ORGANIZATION = re.compile(
+    r"\b(union|company|group|university|institute|association|party|corp|inc|ltd|bank|foundation|"
+    r"organi[sz]ation|charity|club|committee|firm|airline|hospital|school|society|federation|"
+    r"coalition|campaign|network|alliance|league|board|fund|trust|centre|center|lab|laboratory|"
+    r"organisers|organizers|researchers|scientists|economists|analysts|industry|chamber)\b",
+    re.I,
+)
+
+
+def source_type(name: str | None, guess: str | None = None) -> str:
+    """Keyword rules where the name says it plainly; the model's guess, if any, otherwise."""
     if not name:
         return "unattributed"
     if _MEDIA.search(name):
@@ -181,7 +190,9 @@ def source_type(name: str | None, guess: str) -> str:
         return "document"
     if _GOVERNMENT.search(name):
         return "government"
-    return guess if guess != "unattributed" else "person"
+    if _ORGANIZATION.search(name):
+        return "organization"
+    return guess if guess and guess != "unattributed" else "person"
 
 
 def _name_words(name: str) -> list[str]:
