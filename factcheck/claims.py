@@ -46,10 +46,11 @@ def extract(
     wanted = min_claims(len(part)) if written else len(part)
     task = render("extract.j2", min_claims=wanted, written=written)
     ledger.prompts[task.name] = task.hash
+    answer_type: type[SentenceClaims] | type[WrittenClaims] = WrittenClaims if written else SentenceClaims
     answer = generate(
         backend,
         article_messages(part, task.text, ledger),
-        WrittenClaims if written else SentenceClaims,
+        answer_type,
         usage=ledger.stage("extract"),
         max_tokens=min(6000, (60 if written else 30) * wanted + 200),
         context={"sentences": {s.n for s in part}},

@@ -7,7 +7,7 @@ import os
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -45,16 +45,16 @@ BackendArg = Annotated[
     typer.Option("--backend", help="auto: OpenAI-compatible if configured, else the embedded model"),
 ]
 ModelArg = Annotated[
-    Optional[str], typer.Option("--model", envvar="FACTCHECK_MODEL", help="model name on the server")
+    str | None, typer.Option("--model", envvar="FACTCHECK_MODEL", help="model name on the server")
 ]
 BaseUrlArg = Annotated[
-    Optional[str], typer.Option("--base-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:11434/v1")
+    str | None, typer.Option("--base-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:11434/v1")
 ]
 ModelPathArg = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option("--model-path", envvar="FACTCHECK_MODEL_PATH", help="run this local GGUF model"),
 ]
-OutArg = Annotated[Optional[Path], typer.Option("-o", "--output", help="write the report to this file")]
+OutArg = Annotated[Path | None, typer.Option("-o", "--output", help="write the report to this file")]
 
 
 def _open(backend: BackendOpt, model: str | None, base_url: str | None, model_path: Path | None):  # type: ignore[no-untyped-def]
@@ -92,7 +92,7 @@ def _default_format(fmt: Fmt | None, output: Path | None) -> Fmt:
 def summarize(
     article: Annotated[str, typer.Argument(help="file, '-' for stdin, .html file or http(s):// URL")],
     fmt: Annotated[
-        Optional[Fmt], typer.Option("--format", "-f", help="default: rich on a terminal, else json")
+        Fmt | None, typer.Option("--format", "-f", help="default: rich on a terminal, else json")
     ] = None,
     output: OutArg = None,
     words: Annotated[int, typer.Option(help="summary length limit in words", min=15, max=400)] = 60,
@@ -100,6 +100,9 @@ def summarize(
         StyleOpt, typer.Option(help="claims as article sentences or model-written")
     ] = StyleOpt.auto,
     self_check: Annotated[bool, typer.Option(help="check the summary against the article")] = True,
+    sources: Annotated[
+        list[str] | None, typer.Option("--sources", help="other documents (files or a folder) to check claims against")
+    ] = None,
     backend: BackendArg = BackendOpt.auto,
     model: ModelArg = None,
     base_url: BaseUrlArg = None,
@@ -111,13 +114,226 @@ def summarize(
     """
     from . import documents, pipeline
     from .report import render
+    from .sources import load_sources
 
     doc = documents.load(article)  # read the input first: a bad path fails before a model loads
+    others = load_sources(sources) if sources else []
     llm = _open(backend, model, base_url, model_path)
     chosen = style.value if style != StyleOpt.auto else ("sentence" if llm.name == "local" else "written")
-    options = pipeline.Options(style=chosen, summary_words=words, self_check=self_check)  # type: ignore[arg-type]
+    options = pipeline.Options(
+        style=chosen,  # type: ignore[arg-type]
+        summary_words=words,
+        self_check=self_check,
+        sources=others,
+    )
     report = pipeline.summarize(doc, llm, options)
     _write(render(report, _default_format(fmt, output).value), output)  # type: ignore[arg-type]
+
+
+@app.command()
+def check(
+    claim: Annotated[str | None, typer.Option("--claim", help="the claim to check")] = None,
+    evidence: Annotated[
+        list[str] | None, typer.Option("--evidence", help="evidence file or URL (repeat)")
+    ] = None,
+    input: Annotated[Path | None, typer.Option("--input", help="JSONL of {id, claim, document}")] = None,
+    fmt: Annotated[Fmt | None, typer.Option("--format", "-f", help="rich or json")] = None,
+    output: OutArg = None,
+    explain: Annotated[bool, typer.Option(help="have the model write a rationale (slower)")] = False,
+    backend: BackendArg = BackendOpt.auto,
+    model: ModelArg = None,
+    base_url: BaseUrlArg = None,
+    model_path: ModelPathArg = None,
+) -> None:
+    """Check a claim against evidence: supported, contradicted or not_enough_info.
+
+    Example: factcheck check --claim "The port lost 3 million euros a day" --evidence article.txt
+    """
+    from . import documents
+    from .structured import Ledger
+    from .verify import check_claim
+
+    if input is None and (claim is None or not evidence):
+        raise typer.BadParameter("give --claim and --evidence, or --input items.jsonl")
+    if input is not None:
+        from .jsonl import read_items
+
+        items = list(read_items(input, ("claim", "document")))
+        llm = _open(backend, model, base_url, model_path)
+
+        def work(item: dict) -> dict:  # type: ignore[type-arg]
+            doc = documents.make_document(str(item["document"]), origin=str(item["id"]))
+            result = check_claim(llm, Ledger(), str(item["claim"]), [doc], explain=explain)
+            return _checked(result, item)
+
+        _run_jsonl(items, work, output, "checking claims")
+        return
+    docs = [documents.load(path) for path in evidence or []]
+    llm = _open(backend, model, base_url, model_path)
+    result = check_claim(llm, Ledger(), claim or "", docs, explain=explain)
+    _show(_checked(result, {}), fmt, output)
+
+
+@app.command()
+def consistency(
+    article: Annotated[str | None, typer.Option("--article", help="the article file")] = None,
+    summary: Annotated[str | None, typer.Option("--summary", help="the summary file")] = None,
+    input: Annotated[Path | None, typer.Option("--input", help="JSONL of {id, article, summary}")] = None,
+    fmt: Annotated[Fmt | None, typer.Option("--format", "-f", help="rich or json")] = None,
+    output: OutArg = None,
+    backend: BackendArg = BackendOpt.auto,
+    model: ModelArg = None,
+    base_url: BaseUrlArg = None,
+    model_path: ModelPathArg = None,
+) -> None:
+    """Check every sentence of a summary against its article.
+
+    Example: factcheck consistency --article article.txt --summary summary.txt
+    """
+    from . import documents
+    from .structured import Ledger
+    from .verify import check_consistency
+
+    if input is None and (article is None or summary is None):
+        raise typer.BadParameter("give --article and --summary, or --input items.jsonl")
+    if input is not None:
+        from .jsonl import read_items
+
+        items = list(read_items(input, ("article", "summary")))
+        llm = _open(backend, model, base_url, model_path)
+
+        def work(item: dict) -> dict:  # type: ignore[type-arg]
+            doc = documents.make_document(str(item["article"]), origin=str(item["id"]))
+            return _consistent(check_consistency(llm, Ledger(), doc, str(item["summary"])), item)
+
+        _run_jsonl(items, work, output, "checking summaries")
+        return
+    doc = documents.load(article or "")
+    text = documents.load(summary or "").text
+    llm = _open(backend, model, base_url, model_path)
+    _show(_consistent(check_consistency(llm, Ledger(), doc, text), {}), fmt, output)
+
+
+def _checked(result, item: dict) -> dict:  # type: ignore[no-untyped-def,type-arg]
+    from dataclasses import asdict
+
+    out = asdict(result)
+    out["evidence"] = [e.model_dump() for e in result.evidence]
+    if "label" in item:
+        out["label"] = item["label"]  # carried through so a benchmark can score the line
+    return out
+
+
+def _consistent(result, item: dict) -> dict:  # type: ignore[no-untyped-def,type-arg]
+    from dataclasses import asdict
+
+    out = asdict(result)
+    if "label" in item:
+        out["label"] = item["label"]
+    return out
+
+
+def _run_jsonl(items: list, work, output: Path | None, label: str) -> None:  # type: ignore[no-untyped-def,type-arg]
+    from .jsonl import run_items
+
+    if output is None:
+        done, failed = run_items(items, work, sys.stdout, label=label)
+    else:
+        with output.open("a", encoding="utf-8") as out:
+            done, failed = run_items(items, work, out, label=label)
+    typer.echo(f"{done} done, {failed} failed", err=True)
+    if failed:
+        raise typer.Exit(1)
+
+
+def _show(result: dict, fmt: Fmt | None, output: Path | None) -> None:  # type: ignore[type-arg]
+    if (fmt or _default_format(None, output)) == Fmt.rich:
+        lines = [f"{k}: {v}" for k, v in result.items() if k not in ("evidence", "sentences")]
+        for e in result.get("evidence", []):
+            lines.append(f"  [{e['sentence']}] {e['quote']}")
+        for s in result.get("sentences", []):
+            lines.append(f"  {s['verdict']:16} {s['p_supported']}  {s['sentence']}")
+        _write("\n".join(lines), output)
+    else:
+        _write(json.dumps(result, indent=2, ensure_ascii=False), output)
+
+
+class TaskOpt(str, Enum):
+    verification = "verification"
+    consistency = "consistency"
+    checkworthiness = "checkworthiness"
+    attribution = "attribution"
+
+
+@app.command("eval")
+def eval_(
+    suite: Annotated[
+        list[str] | None, typer.Argument(help="fixture ids or hard cases; all when omitted")
+    ] = None,
+    dataset: Annotated[Path | None, typer.Option(help="a ../shared/evaldata JSONL file instead")] = None,
+    task: Annotated[TaskOpt | None, typer.Option(help="what --dataset measures")] = None,
+    limit: Annotated[int | None, typer.Option(help="only the first N dataset items")] = None,
+    directory: Annotated[Path, typer.Option("--dir", help="the evals folder")] = Path("evals"),
+    out: Annotated[Path, typer.Option(help="where the log and report go")] = Path("artifacts/evals"),
+    update_baseline: Annotated[bool, typer.Option(help="store these metrics as the new baseline")] = False,
+    backend: BackendArg = BackendOpt.auto,
+    model: ModelArg = None,
+    base_url: BaseUrlArg = None,
+    model_path: ModelPathArg = None,
+) -> None:
+    """Score the pipeline on the hand-labelled fixtures (or a benchmark set) and gate on thresholds.
+
+    Example: factcheck eval                      (all fixtures, embedded model)
+             factcheck eval --dataset ../shared/evaldata/frank/frank_test_sample.jsonl --task consistency
+    """
+    from .evals import suite as suites
+
+    if dataset is not None:
+        if task is None:
+            raise typer.BadParameter("--dataset needs --task")
+        from .evals.datasets import evaluate
+
+        llm = _open(backend, model, base_url, model_path)
+        scored = evaluate(dataset, task.value, llm, limit=limit)  # type: ignore[arg-type]
+        out.mkdir(parents=True, exist_ok=True)
+        log = out / f"dataset-{dataset.stem}-{task.value}.json"
+        log.write_text(json.dumps({"backend": llm.name, "model": llm.model, **scored}, indent=2))
+        for name, value in scored["metrics"].items():
+            typer.echo(f"{name:20} {value:.4f}")
+        typer.echo(f"log: {log}", err=True)
+        return
+    thresholds = _read_json(directory / "thresholds.json")
+    baseline = _read_json(directory / "baseline.json").get("metrics", {})
+    llm = _open(backend, model, base_url, model_path)
+    result = suites.run_suite(directory, llm, only=suite or None)
+    log = suites.write_log(result, llm, out, baseline)
+    typer.echo(f"{'metric':24} {'value':>7} {'baseline':>9} {'threshold':>10}")
+    for name, value in result.metrics.items():
+        base = baseline.get(name)
+        limit_ = thresholds.get(name)
+        typer.echo(
+            f"{name:24} {value:7.3f} {'' if base is None else f'{base:9.3f}':>9} "
+            f"{'' if limit_ is None else f'{limit_:10.3f}':>10}"
+        )
+    typer.echo(f"log: {log}; report: {log.with_name('eval-report.md')} ({result.seconds:.0f} s)", err=True)
+    if update_baseline:
+        (directory / "baseline.json").write_text(
+            json.dumps({"backend": llm.name, "model": llm.model, "metrics": result.metrics}, indent=2) + "\n"
+        )
+    broken = suites.check_thresholds(result.metrics, thresholds) if not suite else []
+    for line in broken:
+        typer.echo(f"threshold: {line}", err=True)
+    if broken:
+        raise typer.Exit(1)
+
+
+def _read_json(path: Path) -> dict:  # type: ignore[type-arg]
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, json.JSONDecodeError) as exc:
+        raise FactcheckError(f"cannot read {path}: {exc}") from exc
 
 
 @app.command()

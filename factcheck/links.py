@@ -154,7 +154,7 @@ _RESTATED = re.compile(r"\b(the|that|this|its own) (number|figure|estimate|count
 def _figures(text: str) -> dict[str, str]:
     """unit -> figure: "four Russian cruise missiles" -> {"missile": "four"}; the unit is the first
     plural noun within three words of the number, else the first lower-case word."""
-    out = {}
+    out: dict[str, str] = {}
     for m in _FIGURE.finditer(text):
         words = [w for w in m.group(2).split() if w.islower() and w not in _STOP]
         plural = [w for w in words if w.endswith("s") and len(w) > 3]

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Literal
 
 from . import __version__, claims, links, signals
 from .answers import SummaryAnswer
@@ -22,6 +23,7 @@ from .schemas import (
     Warning,
 )
 from .schemas import Sentence as SentenceSpan
+from .sources import attach_verdicts
 from .structured import Ledger, generate
 from .verify import article_messages, judge
 
@@ -33,6 +35,7 @@ class Options:
     max_chunk_tokens: int = 1400
     self_check: bool = True
     check_headline: bool = True
+    sources: list[Document] = field(default_factory=list)  # other documents to check claims against
 
 
 def summarize(doc: Document, backend: Backend, options: Options | None = None) -> Report:
@@ -73,6 +76,9 @@ def summarize(doc: Document, backend: Backend, options: Options | None = None) -
     for a, b, _ in found:
         opponents.setdefault(a, []).append(ids[b])
         opponents.setdefault(b, []).append(ids[a])
+    built = [claims.build(doc, ids[i], d, opponents.get(i, []), unattributed) for i, d in enumerate(drafts)]
+    if options.sources:
+        attach_verdicts(backend, ledger, built, options.sources)
     return Report(
         article=Article(
             origin=doc.origin,
@@ -81,9 +87,7 @@ def summarize(doc: Document, backend: Backend, options: Options | None = None) -
             sentences=[SentenceSpan(n=s.n, start=s.start, end=s.end) for s in doc.sentences],
         ),
         summary=summary,
-        claims=[
-            claims.build(doc, ids[i], d, opponents.get(i, []), unattributed) for i, d in enumerate(drafts)
-        ],
+        claims=built,
         counter_claims=[
             CounterClaim(
                 claim=ids[a],
@@ -158,8 +162,10 @@ def _self_check(
     and what merely restates a quote nobody in the article is said to have made."""
     usage = ledger.stage("self_check")
     quotes = [s.text for s in signals.unattributed_quotes(doc)]
-    kept, revisions = [], []
+    kept: list[str] = []
+    revisions: list[SummaryRevision] = []
     for s in split_sentences(summary.text):
+        action: Literal["dropped", "kept"]
         echoed = next((q for q in quotes if signals.overlap(s.text, q) >= 0.6), None)
         judged = judge(backend, ledger, usage, s.text, context)
         if echoed:
@@ -194,12 +200,19 @@ def _self_check(
     return Summary(text=text, key_points=summary.key_points, revisions=revisions)
 
 
+def _clip(text: str, limit: int = 140) -> str:
+    """Shorten at a word boundary, marking the cut."""
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0] + " …"
+
+
 def _warnings(doc: Document) -> list[Warning]:
     out: list[Warning] = []
     for s in signals.unattributed_quotes(doc):
         out.append(
             Warning(
-                kind="unattributed_quote", message=f"quote with no speaker: {s.text[:120]}", sentences=[s.n]
+                kind="unattributed_quote", message=f"quote with no speaker: {_clip(s.text)}", sentences=[s.n]
             )
         )
     if doc.boilerplate:
@@ -207,7 +220,7 @@ def _warnings(doc: Document) -> list[Warning]:
         out.append(
             Warning(
                 kind="boilerplate",
-                message=f"credit/boilerplate text ignored: {text[:160]}",
+                message=f"credit/boilerplate text ignored: {_clip(text, 160)}",
                 sentences=[s.n for s in doc.boilerplate],
             )
         )
@@ -215,7 +228,7 @@ def _warnings(doc: Document) -> list[Warning]:
         out.append(
             Warning(
                 kind="prompt_injection",
-                message=f"text addressed to an AI model, treated as content: {s.text[:120]}",
+                message=f"text addressed to an AI model, treated as content: {_clip(s.text)}",
                 sentences=[s.n],
             )
         )

@@ -267,3 +267,27 @@ _AUXILIARIES = {
     "repeatedly",
     "then",
 }
+
+
+# ---------------------------------------------------------------- details a statement adds
+
+_NUMBER = re.compile(r"\b\d[\d,]*(?:\.\d+)?\b")
+_NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]{2,}\b")
+_NOT_NAMES = set(
+    ["The", "This", "That", "These", "Those", "There", "Their", "They", "Then", "When", "While", "After", "Before", "During", "However", "But", "And", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday", "January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December", "Mr", "Mrs", "Ms", "Dr"]
+)
+
+
+def _numbers(text: str) -> set[str]:
+    return {n.replace(",", "").rstrip(".") for n in _NUMBER.findall(text)}
+
+
+def missing_details(statement: str, evidence: str) -> list[str]:
+    """Numbers and proper names in the statement that the evidence never mentions: a summary or
+    claim that adds them cannot be fully supported, whatever a small model's judgement says."""
+    missing = sorted(_numbers(statement) - _numbers(evidence))
+    lowered = evidence.lower()
+    for name in dict.fromkeys(_NAME.findall(statement)):
+        if name not in _NOT_NAMES and name[:4].lower() not in lowered:
+            missing.append(name)
+    return missing

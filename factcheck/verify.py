@@ -9,13 +9,15 @@ and the best-supporting chunk decides, so it never has to fit one prompt.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
+from . import signals
 from .answers import Judgement, ReasonedJudgement
 from .backends.base import Backend, Message
 from .documents import Document, Sentence, chunk
 from .prompts import render
-from .schemas import Usage, Verdict
+from .schemas import Evidence, Usage, Verdict
 from .structured import Ledger, generate
 
 # P(supported) at or above this counts as supported. Chosen on the development splits of the
@@ -32,6 +34,7 @@ class Judged:
     chunk: int = 0  # 0-based index of the chunk that decided
     chunks: int = 1
     reason: str | None = None
+    missing: list[str] | None = None  # numbers and names the evidence never mentions
 
     @property
     def confidence(self) -> float | None:
@@ -59,6 +62,7 @@ def judge(
     reason: bool = False,
     threshold: float = SUPPORT_THRESHOLD,
 ) -> Judged:
+    missing = signals.missing_details(statement, " ".join(s.text for s in sentences))
     task = render("judge.j2", statement=statement, reason=reason)
     ledger.prompts[task.name] = task.hash
     messages = article_messages(sentences, task.text, ledger)
@@ -83,11 +87,14 @@ def judge(
         context={"sentences": allowed},
     )
     verdict = "not_enough_info" if answer.verdict == "not_mentioned" else answer.verdict
+    if verdict == "supported" and missing:
+        verdict = "not_enough_info"
     return Judged(
         verdict=verdict,
         p_supported=None,
         sentences=sorted(set(answer.sents)) if verdict != "not_enough_info" else [],
         reason=getattr(answer, "reason", None),
+        missing=missing,
     )
 
 
@@ -103,15 +110,128 @@ def judge_document(
     *,
     reason: bool = False,
     max_chunk_tokens: int = 1400,
+    max_chunks: int = 4,
     threshold: float = SUPPORT_THRESHOLD,
 ) -> Judged:
-    """Judge against every chunk; the best-supporting chunk decides."""
+    """Judge against the chunks most related to the statement (all of them when there are at
+    most `max_chunks`); the best-supporting chunk decides."""
     chunks = chunk(doc.body or doc.sentences, max_tokens=max_chunk_tokens, overlap=1)
+    order = list(range(len(chunks)))
+    if len(chunks) > max_chunks:  # a long page: read the chunks that share most words with the claim
+        words = _content(statement)
+        order = sorted(order, key=lambda i: -len(words & _content(" ".join(s.text for s in chunks[i]))))
+        order = sorted(order[:max_chunks])
     results: list[Judged] = []
-    for index, part in enumerate(chunks):
+    for index in order:
+        part = chunks[index]
         judged = judge(backend, ledger, usage, statement, part, reason=reason, threshold=threshold)
         judged.chunk, judged.chunks = index, len(chunks)
         results.append(judged)
         if judged.verdict == "supported":
             break  # nothing can beat it
     return max(results, key=lambda j: (_RANK[j.verdict], j.p_supported or 0.0))
+
+
+# ---------------------------------------------------------------- the check and consistency commands
+
+
+@dataclass
+class ClaimCheck:
+    verdict: Verdict
+    confidence: float | None
+    p_supported: float | None
+    document: str
+    chunk: int
+    chunks: int
+    evidence: list[Evidence]
+    rationale: str
+    missing: list[str]
+
+
+def _content(text: str) -> set[str]:
+    return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) > 3}
+
+
+def _closest(statement: str, sentences: list[Sentence], k: int = 2) -> list[Sentence]:
+    """The sentences sharing the most content words with the statement (shown as the evidence
+    for a verdict that came from probabilities rather than from cited sentence numbers)."""
+    words = _content(statement)
+    scored = [(len(words & _content(s.text)), s) for s in sentences]
+    best = sorted((x for x in scored if x[0] > 0), key=lambda x: -x[0])[:k]
+    return sorted((s for _, s in best), key=lambda s: s.n)
+
+
+def check_claim(
+    backend: Backend, ledger: Ledger, claim: str, docs: list[Document], *, explain: bool = False
+) -> ClaimCheck:
+    """A claim against one or more evidence documents; the best-supporting document decides."""
+    usage = ledger.stage("check")
+    results = []
+    for doc in docs:
+        judged = judge_document(backend, ledger, usage, claim, doc, reason=explain)
+        results.append((judged, doc))
+        if judged.verdict == "supported":
+            break
+    judged, doc = max(results, key=lambda r: (_RANK[r[0].verdict], r[0].p_supported or 0.0))
+    parts = chunk(doc.body or doc.sentences, max_tokens=1400, overlap=1)[judged.chunk]
+    cited = [doc.sentence(n) for n in judged.sentences] or _closest(claim, parts)
+    rationale = judged.reason or ""
+    if judged.missing:
+        rationale += f"; the evidence never mentions: {', '.join(judged.missing)}"
+    if judged.p_supported is not None and not judged.reason:
+        rationale = (
+            f"P(supported) = {judged.p_supported:.2f} against threshold {SUPPORT_THRESHOLD} "
+            f"(chunk {judged.chunk + 1} of {judged.chunks})" + rationale
+        )
+    rationale = rationale.lstrip("; ") or f"model verdict on chunk {judged.chunk + 1} of {judged.chunks}"
+    return ClaimCheck(
+        verdict=judged.verdict,
+        confidence=judged.confidence,
+        p_supported=judged.p_supported,
+        document=doc.origin,
+        chunk=judged.chunk,
+        chunks=judged.chunks,
+        evidence=[
+            Evidence(sentence=s.n, quote=doc.text[s.start : s.end], start=s.start, end=s.end)
+            for s in cited
+            if verbatim(doc, s)
+        ],
+        rationale=rationale,
+        missing=judged.missing or [],
+    )
+
+
+def verbatim(doc: Document, s: Sentence) -> bool:
+    return doc.text[s.start : s.end] == s.text
+
+
+@dataclass
+class SentenceCheck:
+    sentence: str
+    verdict: Verdict
+    p_supported: float | None
+    missing: list[str]
+
+
+@dataclass
+class ConsistencyCheck:
+    consistent: bool
+    score: float | None  # the lowest P(supported) of any summary sentence (SummaC-style min)
+    sentences: list[SentenceCheck]
+
+
+def check_consistency(backend: Backend, ledger: Ledger, article: Document, summary: str) -> ConsistencyCheck:
+    """Every summary sentence against the article: the summary is consistent when all are supported."""
+    from .documents import split_sentences
+
+    usage = ledger.stage("consistency")
+    checks = []
+    for s in split_sentences(summary):
+        judged = judge_document(backend, ledger, usage, s.text, article)
+        checks.append(SentenceCheck(s.text, judged.verdict, judged.p_supported, judged.missing or []))
+    probs = [c.p_supported for c in checks if c.p_supported is not None]
+    return ConsistencyCheck(
+        consistent=all(c.verdict == "supported" for c in checks),
+        score=round(min(probs), 4) if probs and len(probs) == len(checks) else None,
+        sentences=checks,
+    )

@@ -36,6 +36,7 @@ class OpenAIBackend:
         self.model = model
         self.mode: Mode = mode
         self.base_url = base_url
+        self._logprobs: bool | None = None  # unknown until the server has answered once
         # Local servers ignore the key but the SDK insists on one.
         self._key = api_key
         self._client = openai.OpenAI(
@@ -90,10 +91,10 @@ class OpenAIBackend:
         import openai
 
         try:
-            response = self._client.chat.completions.create(
+            response = self._client.chat.completions.create(  # type: ignore[call-overload]
                 model=self.model,
-                messages=messages,  # type: ignore[arg-type]
-                response_format=fmt,  # type: ignore[arg-type]
+                messages=messages,
+                response_format=fmt,
                 max_tokens=max_tokens,
                 temperature=temperature,
             )
@@ -112,6 +113,71 @@ class OpenAIBackend:
             completion_tokens=usage.completion_tokens if usage else 0,
             refusal=getattr(choice.message, "refusal", None),
         )
+
+    def classify(
+        self, messages: list[Message], *, prefix: str, options: list[str]
+    ) -> dict[str, float] | None:
+        """Option probabilities from the server's top logprobs at the token where the answer's
+        value starts; None (the caller then generates instead) when the server gives no logprobs."""
+        import openai
+
+        if self._logprobs is False:
+            return None
+        key = prefix.split('"')[1] if prefix.count('"') >= 2 else "answer"
+        schema = {
+            "type": "object",
+            "properties": {key: {"type": "string", "enum": options}},
+            "required": [key],
+            "additionalProperties": False,
+        }
+        try:
+            response = self._client.chat.completions.create(  # type: ignore[call-overload]
+                model=self.model,
+                messages=messages,
+                response_format=_json_schema_format(schema, "Choice")
+                if self.mode != "json_object"
+                else {"type": "json_object", "schema": schema},
+                max_tokens=12,
+                temperature=0.0,
+                logprobs=True,
+                top_logprobs=10,
+            )
+        except (openai.BadRequestError, openai.UnprocessableEntityError, openai.InternalServerError):
+            self._logprobs = False
+            return None
+        except openai.APIError as exc:
+            raise self._error(exc) from exc
+        choice = response.choices[0] if response.choices else None
+        tokens = choice.logprobs.content if choice and choice.logprobs and choice.logprobs.content else None
+        if not tokens:
+            self._logprobs = False
+            return None
+        return _option_probabilities(tokens, options)
+
+
+def _option_probabilities(tokens: list[Any], options: list[str]) -> dict[str, float] | None:
+    """At the first token that starts an option, share out the top alternatives among options."""
+    import math
+
+    for position in tokens:
+        alternatives = position.top_logprobs or []
+        mass = {o: 0.0 for o in options}
+        for alt in alternatives:
+            piece = alt.token.strip().strip('"')
+            if not piece:
+                continue
+            for o in options:
+                if o.startswith(piece):
+                    mass[o] += math.exp(alt.logprob)
+                    break
+        if sum(mass.values()) > 0 and any(
+            o.startswith(position.token.strip().strip('"'))
+            for o in options
+            if position.token.strip().strip('"')
+        ):
+            total = sum(mass.values())
+            return {o: m / total for o, m in mass.items()}
+    return None
 
 
 def _json_schema_format(schema: dict[str, Any], name: str) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""Evals: hand-labelled fixtures → the real pipeline → scorers → metrics → a logged report."""
