@@ -101,7 +101,8 @@ def summarize(
     ] = StyleOpt.auto,
     self_check: Annotated[bool, typer.Option(help="check the summary against the article")] = True,
     sources: Annotated[
-        list[str] | None, typer.Option("--sources", help="other documents (files or a folder) to check claims against")
+        list[str] | None,
+        typer.Option("--sources", help="other documents (files or a folder) to check claims against"),
     ] = None,
     backend: BackendArg = BackendOpt.auto,
     model: ModelArg = None,
@@ -305,7 +306,13 @@ def eval_(
     thresholds = _read_json(directory / "thresholds.json")
     baseline = _read_json(directory / "baseline.json").get("metrics", {})
     llm = _open(backend, model, base_url, model_path)
-    result = suites.run_suite(directory, llm, only=suite or None)
+
+    def progress(item: dict) -> None:  # type: ignore[type-arg]
+        m = item["metrics"]
+        status = f"error: {item['error']}" if item["error"] else f"claim F1 {m['claim_f1']:.2f}"
+        typer.echo(f"  {item['id']:32} {status} ({item['seconds']:.0f} s)", err=True)
+
+    result = suites.run_suite(directory, llm, only=suite or None, on_item=progress)
     log = suites.write_log(result, llm, out, baseline)
     typer.echo(f"{'metric':24} {'value':>7} {'baseline':>9} {'threshold':>10}")
     for name, value in result.metrics.items():

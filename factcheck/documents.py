@@ -90,6 +90,17 @@ def _looks_like_html(data: bytes) -> bool:
 
 
 def decode(data: bytes, origin: str) -> str:
+    for bom, codec in (
+        (b"\xff\xfe\x00\x00", "utf-32"),
+        (b"\x00\x00\xfe\xff", "utf-32"),
+        (b"\xff\xfe", "utf-16"),
+        (b"\xfe\xff", "utf-16"),
+    ):
+        if data.startswith(bom):  # a byte-order mark: Windows "Unicode" text, not binary
+            try:
+                return data.decode(codec)
+            except UnicodeDecodeError:
+                break
     if b"\x00" in data[:8192]:
         raise InputError(f"{origin} looks like a binary file, not an article")
     try:
@@ -98,10 +109,14 @@ def decode(data: bytes, origin: str) -> str:
         pass
     from charset_normalizer import from_bytes
 
-    best = from_bytes(data).best()
+    results = from_bytes(data)
+    best = results.best()
     if best is None:
         raise InputError(f"{origin}: cannot detect the text encoding")
-    return str(best)
+    # On a tie charset-normalizer may pick a Central European code page for Western text;
+    # cp1252 is by far the likelier one for news in Latin script.
+    tied = [r for r in results if r.chaos == best.chaos and r.encoding in ("cp1252", "latin_1", "iso8859_15")]
+    return str(tied[0]) if tied else str(best)
 
 
 def html_to_text(html: str) -> tuple[str, str | None]:
@@ -192,15 +207,19 @@ def detect_headline(text: str) -> str | None:
 
 
 _CREDIT = re.compile(
-    r"^(reporting by|additional reporting|editing by|writing by|compiled by|photo(graph)?s?\b|"
-    r"image\b|credit|copyright|©|\(c\)|all rights reserved|share (this|on)|sign up|subscribe|"
-    r"read more|follow (us|me)|related\b|click here|newsletter|advertisement)",
+    r"^(reporting by|additional reporting by|editing by|writing by|compiled by|"
+    r"(photo(graph)?s?|image|pictures?|video|credit|source|related|read more|more)\s*[:/|]|"
+    r"copyright\b|©|\(c\) ?\d{4}|all rights reserved|share (this|on)\b|sign up\b|"
+    r"subscribe (to|now|here|for)\b|follow (us|me)\b|click here\b|advertisement$)",
     re.I,
 )
 _AGENCY = re.compile(
     r"\b(Reuters|Associated Press|AP|AFP|Agence France-Presse|Getty Images|EPA|PA Media|Bloomberg|"
     r"Xinhua|Shutterstock|Staff Writer)\b"
 )
+
+
+_ATTRIBUTION_CUE = re.compile(r"\b(said|says|told|denied|reported|according to|announced|confirmed)\b")
 
 
 def detect_boilerplate(doc: Document) -> list[Sentence]:
@@ -213,12 +232,14 @@ def detect_boilerplate(doc: Document) -> list[Sentence]:
     paragraphs = [m.span() for m in re.finditer(r"[^\n]+(?:\n[^\n]+)*", doc.text)]
     for s in doc.sentences:
         words = s.text.split()
-        if len(words) <= 25 and (_CREDIT.match(s.text) or re.search(r"©|all rights reserved", s.text, re.I)):
+        credit = _CREDIT.match(s.text) or re.search(r"©|all rights reserved", s.text, re.I)
+        if len(words) <= 25 and credit:
             found[s.n] = s
     if paragraphs and len(paragraphs) > 1:
         start, end = paragraphs[-1]
         last = doc.text[start:end]
-        if len(last.split()) <= 12 and (_AGENCY.search(last) or _CREDIT.search(last)):
+        statement = _ATTRIBUTION_CUE.search(last)  # "The ministry denied it, Reuters said." is news
+        if len(last.split()) <= 12 and not statement and (_AGENCY.search(last) or _CREDIT.search(last)):
             for s in doc.sentences:
                 if s.start >= start:
                     found[s.n] = s
@@ -244,6 +265,9 @@ def chunk(sentences: list[Sentence], *, max_tokens: int = 1400, overlap: int = 1
             chunks.append(current)
             current = current[-overlap:] if overlap else []
             size = sum(estimate_tokens(x.text) + 3 for x in current)
+            while current and size + cost > max_tokens:  # the overlap must not break the budget
+                size -= estimate_tokens(current[0].text) + 3
+                current = current[1:]
         current.append(s)
         size += cost
     if current and (not chunks or current != chunks[-1][-len(current) :]):

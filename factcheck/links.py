@@ -12,7 +12,7 @@ import re
 from .answers import Target
 from .backends.base import Backend
 from .claims import DraftClaim
-from .documents import Document, Sentence
+from .documents import Document, Sentence, estimate_tokens
 from .prompts import render
 from .schemas import Relation
 from .structured import Ledger, generate
@@ -121,11 +121,29 @@ def _key(a: int, b: int) -> tuple[int, int]:
     return (min(a, b), max(a, b))
 
 
+def _window(context: list[Sentence], body: list[Sentence], n: int, budget: int) -> list[Sentence]:
+    """What the model reads to find what sentence n denies: the shared context when it holds
+    sentence n (its cache is warm), else the sentences just before n within the budget."""
+    if any(s.n == n for s in context):
+        return context
+    before = [s for s in body if s.n <= n]
+    out: list[Sentence] = []
+    size = 0
+    for s in reversed(before):
+        size += estimate_tokens(s.text) + 3
+        if out and size > budget:
+            break
+        out.insert(0, s)
+    return out
+
+
 def _denied_claim(backend, ledger, doc, context, d, by_sentence) -> int | None:  # type: ignore[no-untyped-def]
     n = d.sentences[0]
     task = render("target.j2", n=n, sentence=doc.sentence(n).text)
     ledger.prompts[task.name] = task.hash
-    earlier = [m for m in sorted(by_sentence) if m < n]
+    context = _window(context, doc.body, n, max(400, sum(estimate_tokens(s.text) + 3 for s in context)))
+    shown = {s.n for s in context}
+    earlier = [m for m in sorted(by_sentence) if m < n and m in shown]
     if not earlier:
         return None
     answer = generate(
@@ -145,7 +163,28 @@ _NUMBER_WORDS = (
     "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|"
     "fifty|hundred|hundreds|thousand|thousands|dozen|dozens|million|millions"
 )
-_FIGURE = re.compile(r"\b(\d[\d,.]*|" + _NUMBER_WORDS + r")((?:\s+[\w’'-]+){1,3})", re.I)
+_FIGURE = re.compile(r"\b(\d[\d,.]*\d|\d|" + _NUMBER_WORDS + r")((?:\s+[\w’'-]+){0,3})", re.I)
+_WORD_VALUES = {
+    w: v for v, w in enumerate("zero one two three four five six seven eight nine ten eleven twelve".split())
+}
+_WORD_VALUES.update(
+    twenty=20, thirty=30, forty=40, fifty=50, dozen=12, hundred=100, thousand=1000, million=10**6
+)
+
+
+def _value(figure: str) -> float | str:
+    """ "2,400" and "2400" and "four" and "4" are the same figure."""
+    figure = figure.lower()
+    if figure in _WORD_VALUES:
+        return float(_WORD_VALUES[figure])
+    try:
+        return float(figure.replace(",", ""))
+    except ValueError:
+        return figure
+
+
+def _has_figure(text: str) -> bool:
+    return bool(_FIGURE.search(text))
 
 
 _RESTATED = re.compile(r"\b(the|that|this|its own) (number|figure|estimate|count|total|toll|tally)\b", re.I)
@@ -160,7 +199,7 @@ def _figures(text: str) -> dict[str, str]:
         plural = [w for w in words if w.endswith("s") and len(w) > 3]
         unit = (plural or words or [""])[0].rstrip("s")
         if len(unit) > 2:
-            out.setdefault(unit, m.group(1).lower())
+            out.setdefault(unit, m.group(1))
     return out
 
 
@@ -177,12 +216,12 @@ def _figure_conflicts(drafts: list[DraftClaim]) -> list[tuple[int, int]]:
             if drafts[a].source and drafts[a].source == drafts[b].source:
                 continue
             shared = set(figures[a]) & set(figures[b])
-            same_unit = any(figures[a][u] != figures[b][u] for u in shared)
+            same_unit = any(_value(figures[a][u]) != _value(figures[b][u]) for u in shared)
             # "The union said 2,400 joined. The port put the number at 900.": the next sentence
             # gives its own figure for "the number" the previous one stated.
             restated = (
-                figures[a]
-                and figures[b]
+                _has_figure(drafts[a].text)
+                and _has_figure(drafts[b].text)
                 and drafts[b].sentences[0] - drafts[a].sentences[-1] == 1
                 and _RESTATED.search(drafts[b].text)
             )

@@ -57,11 +57,18 @@ def strict_schema(
         if isinstance(node, dict):
             if "$ref" in node:
                 return fix(copy.deepcopy(defs[node["$ref"].split("/")[-1]]))
-            node = {k: fix(v) for k, v in node.items() if k not in ("title", "default")}
-            if node.get("type") == "object":
-                node["additionalProperties"] = False
-                node["required"] = list(node.get("properties", {}))
-            return node
+            out = {}
+            for key, value in node.items():
+                if key in ("title", "default"):
+                    continue  # schema keywords; a *property* of that name lives under "properties"
+                if key == "properties":
+                    out[key] = {name: fix(sub) for name, sub in value.items()}
+                else:
+                    out[key] = fix(value)
+            if out.get("type") == "object":
+                out["additionalProperties"] = False
+                out["required"] = list(out.get("properties", {}))
+            return out
         if isinstance(node, list):
             return [fix(v) for v in node]
         return node
@@ -91,9 +98,11 @@ def generate(
     schema = strict_schema(answer, constraints=constraints)
     conversation = list(messages)
     last_output = ""
+    tries = 0
 
     def attempt() -> T:
-        nonlocal last_output
+        nonlocal last_output, tries
+        tries += 1
         completion = backend.complete(
             conversation, schema=schema, schema_name=answer.__name__, max_tokens=max_tokens
         )
@@ -108,7 +117,7 @@ def generate(
             raise TruncatedOutputError(
                 f"the model's answer was cut off at max_tokens={max_tokens} ({answer.__name__})",
                 last_output=text,
-                attempts=usage.calls,
+                attempts=tries,
             )
         if completion.finish_reason == "content_filter":
             raise RefusalError("the model's answer was blocked by a content filter")
@@ -116,16 +125,17 @@ def generate(
             return answer.model_validate_json(text, context=context)
         except ValidationError as exc:
             error = _short_errors(exc)
-            conversation.extend(
-                [
-                    {"role": "assistant", "content": text},
-                    {
-                        "role": "user",
-                        "content": f"That JSON is invalid: {error}. Reply with corrected JSON only.",
-                    },
-                ]
-            )
-            usage.reasks += 1
+            if tries < attempts:  # a re-ask follows: show the model its answer and what is wrong
+                conversation.extend(
+                    [
+                        {"role": "assistant", "content": text},
+                        {
+                            "role": "user",
+                            "content": f"That JSON is invalid: {error}. Reply with corrected JSON only.",
+                        },
+                    ]
+                )
+                usage.reasks += 1
             raise _Invalid(text, error) from exc
 
     retrying = Retrying(

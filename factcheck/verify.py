@@ -73,10 +73,10 @@ def judge(
         p = probs["supported"]
         verdict: Verdict = (
             "supported"
-            if p >= threshold
+            if p >= threshold and not missing
             else ("contradicted" if probs["contradicted"] > probs["not_mentioned"] else "not_enough_info")
         )
-        return Judged(verdict, round(p, 4), [])
+        return Judged(verdict, round(p, 4), [], missing=missing)
     answer_type = ReasonedJudgement if reason else Judgement
     answer = generate(
         backend,

@@ -67,7 +67,16 @@ class OpenAIBackend:
             ) as exc:
                 if self.mode != "auto" or not _rejects_schema(exc):
                     raise self._error(exc) from exc
-                self.mode = "json_object"
+            fallback = self._json_object(messages, schema, max_tokens, temperature)
+            self.mode = "json_object"  # only once the other form has worked: a 400 can mean anything
+            return fallback
+        return self._json_object(messages, schema, max_tokens, temperature)
+
+    def _json_object(
+        self, messages: list[Message], schema: dict[str, Any], max_tokens: int, temperature: float
+    ) -> Completion:
+        import openai
+
         hint = {
             "role": "system",
             "content": "Answer with one JSON object only, valid against this JSON schema:\n"
@@ -102,17 +111,26 @@ class OpenAIBackend:
             raise  # the caller decides whether this means "schema form not supported"
         except openai.APIError as exc:
             raise self._error(exc) from exc
-        if not response.choices:
+        except (ValueError, TypeError) as exc:  # a 200 that is not JSON: not an OpenAI-style API
+            raise BackendError(
+                f"{self.base_url or 'the server'} did not answer like an OpenAI API: {exc}"
+            ) from exc
+        if isinstance(getattr(response, "choices", None), list) and not response.choices:
             raise BackendError("the model server returned no choices")
-        choice = response.choices[0]
-        usage = response.usage
-        return Completion(
-            text=choice.message.content,
-            finish_reason=choice.finish_reason or "stop",
-            prompt_tokens=usage.prompt_tokens if usage else 0,
-            completion_tokens=usage.completion_tokens if usage else 0,
-            refusal=getattr(choice.message, "refusal", None),
-        )
+        try:
+            choice = response.choices[0]
+            usage = response.usage
+            return Completion(
+                text=choice.message.content,
+                finish_reason=choice.finish_reason or "stop",
+                prompt_tokens=usage.prompt_tokens if usage else 0,
+                completion_tokens=usage.completion_tokens if usage else 0,
+                refusal=getattr(choice.message, "refusal", None),
+            )
+        except (AttributeError, IndexError, TypeError) as exc:
+            raise BackendError(
+                f"{self.base_url or 'the server'} returned something that is not a chat completion"
+            ) from exc
 
     def classify(
         self, messages: list[Message], *, prefix: str, options: list[str]
