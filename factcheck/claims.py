@@ -39,9 +39,7 @@ def min_claims(n_sentences: int) -> int:
     return max(1, min(40, math.ceil(0.8 * n_sentences)))
 
 
-def extract(
-    backend: Backend, ledger: Ledger, doc: Document, part: list[Sentence], style: Style
-) -> list[DraftClaim]:
+def extract(backend: Backend, ledger: Ledger, doc: Document, part: list[Sentence], style: Style) -> list[DraftClaim]:
     written = style == "written"
     wanted = min_claims(len(part)) if written else len(part)
     task = render("extract.j2", min_claims=wanted, written=written)

@@ -44,9 +44,7 @@ BackendArg = Annotated[
     BackendOpt,
     typer.Option("--backend", help="auto: OpenAI-compatible if configured, else the embedded model"),
 ]
-ModelArg = Annotated[
-    str | None, typer.Option("--model", envvar="FACTCHECK_MODEL", help="model name on the server")
-]
+ModelArg = Annotated[str | None, typer.Option("--model", envvar="FACTCHECK_MODEL", help="model name on the server")]
 BaseUrlArg = Annotated[
     str | None, typer.Option("--base-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:11434/v1")
 ]
@@ -57,13 +55,19 @@ ModelPathArg = Annotated[
 OutArg = Annotated[Path | None, typer.Option("-o", "--output", help="write the report to this file")]
 
 
-def _open(backend: BackendOpt, model: str | None, base_url: str | None, model_path: Path | None):  # type: ignore[no-untyped-def]
+NoCacheArg = Annotated[
+    bool, typer.Option("--no-cache", help="do not read or write the response cache (or FACTCHECK_NO_CACHE=1)")
+]
+
+
+def _open(
+    backend: BackendOpt, model: str | None, base_url: str | None, model_path: Path | None, no_cache: bool = False
+):  # type: ignore[no-untyped-def]
     from .backends import choose, open_backend
 
-    choice = choose(
-        backend.value, model=model, base_url=base_url, model_path=str(model_path) if model_path else None
-    )  # type: ignore[arg-type]
-    return open_backend(choice, progress=sys.stderr.isatty())
+    path = str(model_path) if model_path else None
+    choice = choose(backend.value, model=model, base_url=base_url, model_path=path)  # type: ignore[arg-type]
+    return open_backend(choice, progress=sys.stderr.isatty(), cache=not no_cache)
 
 
 def _write(text: str, output: Path | None) -> None:
@@ -91,14 +95,10 @@ def _default_format(fmt: Fmt | None, output: Path | None) -> Fmt:
 @app.command()
 def summarize(
     article: Annotated[str, typer.Argument(help="file, '-' for stdin, .html file or http(s):// URL")],
-    fmt: Annotated[
-        Fmt | None, typer.Option("--format", "-f", help="default: rich on a terminal, else json")
-    ] = None,
+    fmt: Annotated[Fmt | None, typer.Option("--format", "-f", help="default: rich on a terminal, else json")] = None,
     output: OutArg = None,
     words: Annotated[int, typer.Option(help="summary length limit in words", min=15, max=400)] = 60,
-    style: Annotated[
-        StyleOpt, typer.Option(help="claims as article sentences or model-written")
-    ] = StyleOpt.auto,
+    style: Annotated[StyleOpt, typer.Option(help="claims as article sentences or model-written")] = StyleOpt.auto,
     self_check: Annotated[bool, typer.Option(help="check the summary against the article")] = True,
     sources: Annotated[
         list[str] | None,
@@ -108,6 +108,7 @@ def summarize(
     model: ModelArg = None,
     base_url: BaseUrlArg = None,
     model_path: ModelPathArg = None,
+    no_cache: NoCacheArg = False,
 ) -> None:
     """Summarise an article and list its claims, sources, counter-claims and uncertainty.
 
@@ -119,7 +120,7 @@ def summarize(
 
     doc = documents.load(article)  # read the input first: a bad path fails before a model loads
     others = load_sources(sources) if sources else []
-    llm = _open(backend, model, base_url, model_path)
+    llm = _open(backend, model, base_url, model_path, no_cache)
     chosen = style.value if style != StyleOpt.auto else ("sentence" if llm.name == "local" else "written")
     options = pipeline.Options(
         style=chosen,  # type: ignore[arg-type]
@@ -134,9 +135,7 @@ def summarize(
 @app.command()
 def check(
     claim: Annotated[str | None, typer.Option("--claim", help="the claim to check")] = None,
-    evidence: Annotated[
-        list[str] | None, typer.Option("--evidence", help="evidence file or URL (repeat)")
-    ] = None,
+    evidence: Annotated[list[str] | None, typer.Option("--evidence", help="evidence file or URL (repeat)")] = None,
     input: Annotated[Path | None, typer.Option("--input", help="JSONL of {id, claim, document}")] = None,
     fmt: Annotated[Fmt | None, typer.Option("--format", "-f", help="rich or json")] = None,
     output: OutArg = None,
@@ -145,6 +144,7 @@ def check(
     model: ModelArg = None,
     base_url: BaseUrlArg = None,
     model_path: ModelPathArg = None,
+    no_cache: NoCacheArg = False,
 ) -> None:
     """Check a claim against evidence: supported, contradicted or not_enough_info.
 
@@ -160,7 +160,7 @@ def check(
         from .jsonl import read_items
 
         items = list(read_items(input, ("claim", "document")))
-        llm = _open(backend, model, base_url, model_path)
+        llm = _open(backend, model, base_url, model_path, no_cache)
 
         def work(item: dict) -> dict:  # type: ignore[type-arg]
             doc = documents.make_document(str(item["document"]), origin=str(item["id"]))
@@ -170,7 +170,7 @@ def check(
         _run_jsonl(items, work, output, "checking claims")
         return
     docs = [documents.load(path) for path in evidence or []]
-    llm = _open(backend, model, base_url, model_path)
+    llm = _open(backend, model, base_url, model_path, no_cache)
     result = check_claim(llm, Ledger(), claim or "", docs, explain=explain)
     _show(_checked(result, {}), fmt, output)
 
@@ -186,6 +186,7 @@ def consistency(
     model: ModelArg = None,
     base_url: BaseUrlArg = None,
     model_path: ModelPathArg = None,
+    no_cache: NoCacheArg = False,
 ) -> None:
     """Check every sentence of a summary against its article.
 
@@ -201,7 +202,7 @@ def consistency(
         from .jsonl import read_items
 
         items = list(read_items(input, ("article", "summary")))
-        llm = _open(backend, model, base_url, model_path)
+        llm = _open(backend, model, base_url, model_path, no_cache)
 
         def work(item: dict) -> dict:  # type: ignore[type-arg]
             doc = documents.make_document(str(item["article"]), origin=str(item["id"]))
@@ -211,7 +212,7 @@ def consistency(
         return
     doc = documents.load(article or "")
     text = documents.load(summary or "").text
-    llm = _open(backend, model, base_url, model_path)
+    llm = _open(backend, model, base_url, model_path, no_cache)
     _show(_consistent(check_consistency(llm, Ledger(), doc, text), {}), fmt, output)
 
 
@@ -268,9 +269,7 @@ class TaskOpt(str, Enum):
 
 @app.command("eval")
 def eval_(
-    suite: Annotated[
-        list[str] | None, typer.Argument(help="fixture ids or hard cases; all when omitted")
-    ] = None,
+    suite: Annotated[list[str] | None, typer.Argument(help="fixture ids or hard cases; all when omitted")] = None,
     dataset: Annotated[Path | None, typer.Option(help="a ../shared/evaldata JSONL file instead")] = None,
     task: Annotated[TaskOpt | None, typer.Option(help="what --dataset measures")] = None,
     limit: Annotated[int | None, typer.Option(help="only the first N dataset items")] = None,
@@ -281,6 +280,7 @@ def eval_(
     model: ModelArg = None,
     base_url: BaseUrlArg = None,
     model_path: ModelPathArg = None,
+    no_cache: NoCacheArg = False,
 ) -> None:
     """Score the pipeline on the hand-labelled fixtures (or a benchmark set) and gate on thresholds.
 
@@ -294,7 +294,7 @@ def eval_(
             raise typer.BadParameter("--dataset needs --task")
         from .evals.datasets import evaluate
 
-        llm = _open(backend, model, base_url, model_path)
+        llm = _open(backend, model, base_url, model_path, no_cache)
         scored = evaluate(dataset, task.value, llm, limit=limit)  # type: ignore[arg-type]
         out.mkdir(parents=True, exist_ok=True)
         log = out / f"dataset-{dataset.stem}-{task.value}.json"
@@ -305,7 +305,7 @@ def eval_(
         return
     thresholds = _read_json(directory / "thresholds.json")
     baseline = _read_json(directory / "baseline.json").get("metrics", {})
-    llm = _open(backend, model, base_url, model_path)
+    llm = _open(backend, model, base_url, model_path, no_cache)
 
     def progress(item: dict) -> None:  # type: ignore[type-arg]
         m = item["metrics"]
@@ -313,7 +313,7 @@ def eval_(
         typer.echo(f"  {item['id']:32} {status} ({item['seconds']:.0f} s)", err=True)
 
     result = suites.run_suite(directory, llm, only=suite or None, on_item=progress)
-    log = suites.write_log(result, llm, out, baseline)
+    log = suites.write_log(result, llm, out, baseline, thresholds)
     typer.echo(f"{'metric':24} {'value':>7} {'baseline':>9} {'threshold':>10}")
     for name, value in result.metrics.items():
         base = baseline.get(name)
@@ -362,9 +362,7 @@ def models(
     from . import embedded
     from .backends import choose
 
-    choice = choose(
-        backend.value, model=model, base_url=base_url, model_path=str(model_path) if model_path else None
-    )  # type: ignore[arg-type]
+    choice = choose(backend.value, model=model, base_url=base_url, model_path=str(model_path) if model_path else None)  # type: ignore[arg-type]
     status = embedded.status()
     try:
         import llama_cpp  # noqa: F401
@@ -374,15 +372,11 @@ def models(
         runtime = 'missing (pip install "factcheck[local]")'
     typer.echo(f"would use: {choice.backend} ({choice.reason})")
     if choice.backend == "openai":
-        typer.echo(
-            f"  server: {choice.base_url or 'https://api.openai.com/v1'}  model: {choice.model or '(default)'}"
-        )
+        typer.echo(f"  server: {choice.base_url or 'https://api.openai.com/v1'}  model: {choice.model or '(default)'}")
     elif choice.model_path:
         typer.echo(f"  model file: {choice.model_path}")
     typer.echo(f"local back end (llama-cpp-python): {runtime}")
-    typer.echo(
-        f"embedded model {embedded.MODEL_NAME}: {'ready' if status.ready else 'not ready'} - {status.detail}"
-    )
+    typer.echo(f"embedded model {embedded.MODEL_NAME}: {'ready' if status.ready else 'not ready'} - {status.detail}")
     typer.echo(f"  path: {status.path}")
     typer.echo(
         "openai back end: "
@@ -392,6 +386,13 @@ def models(
             else "set OPENAI_API_KEY or OPENAI_BASE_URL to use it"
         )
     )
+
+
+from .cli_batch import batch, cache_app, openai_batch_app  # noqa: E402  (registered after the core commands)
+
+app.command()(batch)
+app.add_typer(cache_app, name="cache")
+app.add_typer(openai_batch_app, name="openai-batch")
 
 
 def main() -> None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 import sys
+import threading
 import unicodedata
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 from .errors import InputError
@@ -147,9 +147,7 @@ def load(origin: str, *, max_chars: int = MAX_CHARS) -> Document:
     return make_document(text, origin=origin, title=title, max_chars=max_chars)
 
 
-def make_document(
-    text: str, *, origin: str = "-", title: str | None = None, max_chars: int = MAX_CHARS
-) -> Document:
+def make_document(text: str, *, origin: str = "-", title: str | None = None, max_chars: int = MAX_CHARS) -> Document:
     text = normalise(text)
     truncated = len(text) > max_chars
     if truncated:
@@ -167,11 +165,17 @@ def make_document(
 # ---------------------------------------------------------------- sentences
 
 
-@lru_cache(maxsize=1)
-def _segmenter():  # type: ignore[no-untyped-def]
-    import pysbd
+_segmenters = threading.local()
 
-    return pysbd.Segmenter(language="en", clean=False)
+
+def _segmenter():  # type: ignore[no-untyped-def]
+    # One per thread: a shared pysbd segmenter gives wrong sentences under concurrent batch runs.
+    segmenter = getattr(_segmenters, "segmenter", None)
+    if segmenter is None:
+        import pysbd
+
+        segmenter = _segmenters.segmenter = pysbd.Segmenter(language="en", clean=False)
+    return segmenter
 
 
 def split_sentences(text: str) -> list[Sentence]:

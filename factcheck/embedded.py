@@ -127,7 +127,5 @@ def ensure_model(progress: Callable[[int, int], None] | None = None) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     st = path.stat()
-    _stamp_path(path).write_text(
-        json.dumps({"sha256": SHA256, "size": st.st_size, "mtime_ns": st.st_mtime_ns})
-    )
+    _stamp_path(path).write_text(json.dumps({"sha256": SHA256, "size": st.st_size, "mtime_ns": st.st_mtime_ns}))
     return path

@@ -38,3 +38,5 @@ class RefusalError(ModelOutputError):
 
 class BudgetExceededError(FactcheckError):
     """A token or cost budget would be exceeded."""
+
+    exit_code = 3

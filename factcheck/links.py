@@ -164,12 +164,9 @@ _NUMBER_WORDS = (
     "fifty|hundred|hundreds|thousand|thousands|dozen|dozens|million|millions"
 )
 _FIGURE = re.compile(r"\b(\d[\d,.]*\d|\d|" + _NUMBER_WORDS + r")((?:\s+[\w’'-]+){0,3})", re.I)
-_WORD_VALUES = {
-    w: v for v, w in enumerate("zero one two three four five six seven eight nine ten eleven twelve".split())
-}
-_WORD_VALUES.update(
-    twenty=20, thirty=30, forty=40, fifty=50, dozen=12, hundred=100, thousand=1000, million=10**6
-)
+_SMALL = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve"]
+_WORD_VALUES = {w: v for v, w in enumerate(_SMALL)}
+_WORD_VALUES.update(twenty=20, thirty=30, forty=40, fifty=50, dozen=12, hundred=100, thousand=1000, million=10**6)
 
 
 def _value(figure: str) -> float | str:

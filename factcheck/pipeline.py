@@ -10,6 +10,7 @@ from . import __version__, claims, links, signals
 from .answers import SummaryAnswer
 from .backends.base import Backend
 from .claims import DraftClaim, Style
+from .costs import cost
 from .documents import Document, Sentence, chunk, estimate_tokens, split_sentences
 from .prompts import render
 from .schemas import (
@@ -47,9 +48,7 @@ def summarize(doc: Document, backend: Backend, options: Options | None = None) -
     # Most articles are one chunk, and then every stage shares one prompt prefix (one KV cache).
     context = chunks[0] if len(chunks) == 1 else _opening(body, options.max_chunk_tokens)
 
-    drafts = claims.merge(
-        [c for part in chunks for c in claims.extract(backend, ledger, doc, part, options.style)]
-    )
+    drafts = claims.merge([c for part in chunks for c in claims.extract(backend, ledger, doc, part, options.style)])
     found = links.find(backend, ledger, doc, context, drafts) if len(drafts) > 1 else []
     ids = [f"c{i}" for i in range(1, len(drafts) + 1)]
 
@@ -103,7 +102,8 @@ def summarize(doc: Document, backend: Backend, options: Options | None = None) -
             backend=backend.name,
             model=backend.model,
             prompts=dict(sorted(ledger.prompts.items())),
-            usage=ledger.total(),
+            usage=(total := ledger.total()),
+            cost_usd=cost(backend.name, backend.model, total.prompt_tokens, total.completion_tokens),
             stages=ledger.stages,
             wall_time_s=round(time.perf_counter() - started, 3),
         ),
@@ -130,9 +130,7 @@ def _summarise(
     options: Options,
 ) -> Summary:
     n_sentences = 2 if len(context) < 6 else 3
-    task = render(
-        "summary.j2", sentences=n_sentences, words_each=max(8, options.summary_words // n_sentences)
-    )
+    task = render("summary.j2", sentences=n_sentences, words_each=max(8, options.summary_words // n_sentences))
     ledger.prompts[task.name] = task.hash
     answer = generate(
         backend,
@@ -180,9 +178,7 @@ def _self_check(
                 "kept",
                 f"P(supported) = {judged.p_supported}" if judged.p_supported is not None else "supported",
             )
-        revisions.append(
-            SummaryRevision(sentence=s.text, verdict=judged.verdict, action=action, reason=reason)
-        )
+        revisions.append(SummaryRevision(sentence=s.text, verdict=judged.verdict, action=action, reason=reason))
         if action == "kept":
             kept.append(s.text)
     dropped = len(revisions) - len(kept)
@@ -211,9 +207,7 @@ def _warnings(doc: Document) -> list[Warning]:
     out: list[Warning] = []
     for s in signals.unattributed_quotes(doc):
         out.append(
-            Warning(
-                kind="unattributed_quote", message=f"quote with no speaker: {_clip(s.text)}", sentences=[s.n]
-            )
+            Warning(kind="unattributed_quote", message=f"quote with no speaker: {_clip(s.text)}", sentences=[s.n])
         )
     if doc.boilerplate:
         text = " ".join(s.text for s in doc.boilerplate)

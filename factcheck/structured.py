@@ -40,9 +40,7 @@ class _Invalid(Exception):
         self.error = error
 
 
-def strict_schema(
-    model: type[BaseModel], *, constraints: dict[str, dict[str, Any]] | None = None
-) -> dict[str, Any]:
+def strict_schema(model: type[BaseModel], *, constraints: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """The model's JSON schema in the strict form OpenAI requires and llama.cpp turns into a grammar:
     references inlined, every property required, no extra properties, no titles or defaults.
 
@@ -57,7 +55,7 @@ def strict_schema(
         if isinstance(node, dict):
             if "$ref" in node:
                 return fix(copy.deepcopy(defs[node["$ref"].split("/")[-1]]))
-            out = {}
+            out: dict[str, Any] = {}
             for key, value in node.items():
                 if key in ("title", "default"):
                     continue  # schema keywords; a *property* of that name lives under "properties"
@@ -103,9 +101,7 @@ def generate(
     def attempt() -> T:
         nonlocal last_output, tries
         tries += 1
-        completion = backend.complete(
-            conversation, schema=schema, schema_name=answer.__name__, max_tokens=max_tokens
-        )
+        completion = backend.complete(conversation, schema=schema, schema_name=answer.__name__, max_tokens=max_tokens)
         usage.calls += 1
         usage.prompt_tokens += completion.prompt_tokens
         usage.completion_tokens += completion.completion_tokens

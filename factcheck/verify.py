@@ -60,8 +60,9 @@ def judge(
     sentences: list[Sentence],
     *,
     reason: bool = False,
-    threshold: float = SUPPORT_THRESHOLD,
+    threshold: float | None = None,
 ) -> Judged:
+    threshold = SUPPORT_THRESHOLD if threshold is None else threshold
     missing = signals.missing_details(statement, " ".join(s.text for s in sentences))
     task = render("judge.j2", statement=statement, reason=reason)
     ledger.prompts[task.name] = task.hash
@@ -70,6 +71,10 @@ def judge(
     probs = None if reason else backend.classify(messages, prefix='{"verdict": "', options=OPTIONS)
     if probs is not None:
         usage.calls += 1
+        spent = getattr(backend, "last_classify_usage", lambda: None)()
+        if spent:
+            usage.prompt_tokens += spent[0]
+            usage.completion_tokens += spent[1]
         p = probs["supported"]
         verdict: Verdict = (
             "supported"
@@ -111,7 +116,7 @@ def judge_document(
     reason: bool = False,
     max_chunk_tokens: int = 1400,
     max_chunks: int = 4,
-    threshold: float = SUPPORT_THRESHOLD,
+    threshold: float | None = None,
 ) -> Judged:
     """Judge against the chunks most related to the statement (all of them when there are at
     most `max_chunks`); the best-supporting chunk decides."""

@@ -8,6 +8,7 @@ is used so the fake cannot drift with third-party versions.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import socket
@@ -161,10 +162,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body[: max(1, len(body) // 2)])
         self.wfile.flush()
         self.close_connection = True
-        try:
+        with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
 
     # -- routes ----------------------------------------------------------
 
@@ -320,10 +319,8 @@ class FakeOpenAIServer:
         with self._lock:
             conns = list(self._open)
         for conn in conns:
-            try:
+            with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         if self._thread is not None:
             self._thread.join(timeout=2)
             self._thread = None

@@ -18,10 +18,9 @@ from typing import Any
 
 import openai
 import pytest
+from fakeserver import FakeOpenAIServer, Reply, fault_mix
 from openai import OpenAI
 from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
-
-from fakeserver import FakeOpenAIServer, Reply, fault_mix
 
 MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hello"}]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from ..errors import ConfigError
 from .base import Backend, Completion, Message
@@ -54,7 +54,20 @@ def choose(
     return Choice("local", "no API key, base URL or model path: the embedded default model")
 
 
-def open_backend(choice: Choice, *, progress: bool = False) -> Backend:
+def open_backend(choice: Choice, *, progress: bool = False, cache: bool = True) -> Backend:
+    """Open the chosen back end, behind the persistent response cache unless `cache` is False or
+    FACTCHECK_NO_CACHE=1 (see backends/cache.py)."""
+    backend = _open_uncached(choice, progress=progress)
+    from .cache import disabled_by_env
+
+    if cache and not disabled_by_env():
+        from .cache import CachedBackend
+
+        return CachedBackend(backend)  # type: ignore[return-value]
+    return backend
+
+
+def _open_uncached(choice: Choice, *, progress: bool) -> Backend:
     if choice.backend == "openai":
         from .openai_compat import OpenAIBackend
 
@@ -92,7 +105,7 @@ def _join_progress():  # type: ignore[no-untyped-def]
     """A progress bar on stderr for the one-time model unpacking."""
     from rich.progress import Progress
 
-    state: dict[str, object] = {}
+    state: dict[str, Any] = {}
 
     def update(done: int, total: int) -> None:
         if "bar" not in state:
@@ -100,8 +113,8 @@ def _join_progress():  # type: ignore[no-untyped-def]
             bar.start()
             state["bar"], state["task"] = bar, bar.add_task("unpacking the embedded model", total=total)
         bar = state["bar"]
-        bar.update(state["task"], completed=done)  # type: ignore[attr-defined]
+        bar.update(state["task"], completed=done)
         if done >= total:
-            bar.stop()  # type: ignore[attr-defined]
+            bar.stop()
 
     return update

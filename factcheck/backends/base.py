@@ -34,9 +34,7 @@ class Backend(Protocol):
         """Return the model's answer, constrained to `schema` as far as the back end allows."""
         ...
 
-    def classify(
-        self, messages: list[Message], *, prefix: str, options: list[str]
-    ) -> dict[str, float] | None:
+    def classify(self, messages: list[Message], *, prefix: str, options: list[str]) -> dict[str, float] | None:
         """Probability of each option as the model's next words after `prefix` in its answer,
         normalised over the options; None when the back end cannot expose probabilities."""
         ...

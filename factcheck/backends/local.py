@@ -31,9 +31,7 @@ class LocalBackend:
         try:
             from llama_cpp import Llama
         except ImportError as exc:
-            raise ConfigError(
-                'the local back end needs llama-cpp-python: pip install "factcheck[local]"'
-            ) from exc
+            raise ConfigError('the local back end needs llama-cpp-python: pip install "factcheck[local]"') from exc
         if not model_path.is_file():
             raise ConfigError(f"model file not found: {model_path}")
         self.model = model_path.stem
@@ -79,9 +77,7 @@ class LocalBackend:
             completion_tokens=usage.get("completion_tokens", 0),
         )
 
-    def classify(
-        self, messages: list[Message], *, prefix: str, options: list[str]
-    ) -> dict[str, float] | None:
+    def classify(self, messages: list[Message], *, prefix: str, options: list[str]) -> dict[str, float] | None:
         """One forward pass instead of a generation: the options' first-token probabilities.
 
         The prompt is tokenized exactly as create_chat_completion does, so the evaluated article
@@ -108,6 +104,7 @@ class LocalBackend:
             common += 1
         llm.n_tokens = common
         llm.eval(tokens[common:])
+        self._last_classify = (len(tokens), 0)
         # Without logits_all (which would cost gigabytes) only the last token's logits exist.
         last = np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(llm.n_vocab(),))
         logits = last.astype(np.float64)
@@ -115,6 +112,11 @@ class LocalBackend:
         probs = np.exp(chosen - chosen.max())
         probs /= probs.sum()
         return {o: float(p) for o, p in zip(options, probs, strict=False)}
+
+    def last_classify_usage(self) -> tuple[int, int] | None:
+        """(prompt, completion) tokens of the last classify() call (prompt counts the whole
+        prompt, as create_chat_completion reports it, though a cached prefix is not re-evaluated)."""
+        return getattr(self, "_last_classify", None)
 
     def _formatter(self):  # type: ignore[no-untyped-def]
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import threading
 from typing import Any, Literal
 
 from ..errors import BackendError, ConfigError
@@ -37,6 +39,7 @@ class OpenAIBackend:
         self.mode: Mode = mode
         self.base_url = base_url
         self._logprobs: bool | None = None  # unknown until the server has answered once
+        self._tls = threading.local()  # per-thread usage of the last classify() call
         # Local servers ignore the key but the SDK insists on one.
         self._key = api_key
         self._client = openai.OpenAI(
@@ -94,9 +97,7 @@ class OpenAIBackend:
             error = type(error)(str(error).replace(self._key, "***"))
         return error
 
-    def _call(
-        self, messages: list[Message], fmt: dict[str, Any], max_tokens: int, temperature: float
-    ) -> Completion:
+    def _call(self, messages: list[Message], fmt: dict[str, Any], max_tokens: int, temperature: float) -> Completion:
         import openai
 
         try:
@@ -112,9 +113,7 @@ class OpenAIBackend:
         except openai.APIError as exc:
             raise self._error(exc) from exc
         except (ValueError, TypeError) as exc:  # a 200 that is not JSON: not an OpenAI-style API
-            raise BackendError(
-                f"{self.base_url or 'the server'} did not answer like an OpenAI API: {exc}"
-            ) from exc
+            raise BackendError(f"{self.base_url or 'the server'} did not answer like an OpenAI API: {exc}") from exc
         if isinstance(getattr(response, "choices", None), list) and not response.choices:
             raise BackendError("the model server returned no choices")
         try:
@@ -132,9 +131,7 @@ class OpenAIBackend:
                 f"{self.base_url or 'the server'} returned something that is not a chat completion"
             ) from exc
 
-    def classify(
-        self, messages: list[Message], *, prefix: str, options: list[str]
-    ) -> dict[str, float] | None:
+    def classify(self, messages: list[Message], *, prefix: str, options: list[str]) -> dict[str, float] | None:
         """Option probabilities from the server's top logprobs at the token where the answer's
         value starts; None (the caller then generates instead) when the server gives no logprobs."""
         import openai
@@ -165,12 +162,18 @@ class OpenAIBackend:
             return None
         except openai.APIError as exc:
             raise self._error(exc) from exc
+        usage = response.usage
+        self._tls.usage = (usage.prompt_tokens, usage.completion_tokens) if usage else None
         choice = response.choices[0] if response.choices else None
         tokens = choice.logprobs.content if choice and choice.logprobs and choice.logprobs.content else None
         if not tokens:
             self._logprobs = False
             return None
         return _option_probabilities(tokens, options)
+
+    def last_classify_usage(self) -> tuple[int, int] | None:
+        """(prompt, completion) tokens of this thread's last classify() call."""
+        return getattr(self._tls, "usage", None)
 
 
 def _option_probabilities(tokens: list[Any], options: list[str]) -> dict[str, float] | None:
@@ -189,9 +192,7 @@ def _option_probabilities(tokens: list[Any], options: list[str]) -> dict[str, fl
                     mass[o] += math.exp(alt.logprob)
                     break
         if sum(mass.values()) > 0 and any(
-            o.startswith(position.token.strip().strip('"'))
-            for o in options
-            if position.token.strip().strip('"')
+            o.startswith(position.token.strip().strip('"')) for o in options if position.token.strip().strip('"')
         ):
             total = sum(mass.values())
             return {o: m / total for o, m in mass.items()}
@@ -203,9 +204,12 @@ def _json_schema_format(schema: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def _rejects_schema(exc: Exception) -> bool:
-    # A 400/422 from a server that does not know `json_schema`, or llama-cpp-python's 500.
+    # A 400/422 from a server that does not know `json_schema`; a 500 only when it names the
+    # schema (llama-cpp-python's server), since a plain 500 says nothing about the format.
     status = getattr(exc, "status_code", 0)
-    return status in (400, 422, 500)
+    if status in (400, 422):
+        return True
+    return status == 500 and bool(re.search(r"response_format|json_schema|schema|grammar", _message(exc), re.I))
 
 
 def _backend_error(exc: Exception, base_url: str | None) -> Exception:

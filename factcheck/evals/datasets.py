@@ -93,9 +93,7 @@ def evaluate(
             out = predict(task, item, backend)
         except FactcheckError as exc:  # scored as wrong, with the reason
             out = {"error": str(exc), "positive": None}
-        out.update(
-            id=item.get("id"), label=item.get("label"), seconds=round(time.perf_counter() - started, 2)
-        )
+        out.update(id=item.get("id"), label=item.get("label"), seconds=round(time.perf_counter() - started, 2))
         predictions.append(out)
         if on_item:
             on_item(out)
@@ -111,9 +109,7 @@ def binary_metrics(task: Task, predictions: list[dict[str, Any]]) -> dict[str, f
     if task == "attribution":
         total = sum(p.get("attributions", 0) for p in predictions)
         return {
-            "attribution_accuracy": round(sum(p.get("correct", 0) for p in predictions) / total, 4)
-            if total
-            else 0.0,
+            "attribution_accuracy": round(sum(p.get("correct", 0) for p in predictions) / total, 4) if total else 0.0,
             "attributions": float(total),
         }
     tp = fp = tn = fn = 0

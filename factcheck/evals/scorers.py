@@ -135,9 +135,7 @@ def score(report: Report | None, label: dict[str, Any], error: str | None = None
     predicted_pairs = set()
     for link in report.counter_claims:
         a, b = gold_of.get(index.get(link.claim, -1)), gold_of.get(index.get(link.counter, -1))
-        predicted_pairs.add(
-            frozenset((gold_ids[a], gold_ids[b])) if a is not None and b is not None else None
-        )
+        predicted_pairs.add(frozenset((gold_ids[a], gold_ids[b])) if a is not None and b is not None else None)
     gold_pairs = {frozenset((p["a"], p["b"])) for p in label["counter_claims"]}
     s.add("predicted_counter", len(report.counter_claims))
     s.add("gold_counter", len(gold_pairs))

@@ -38,6 +38,7 @@ def run_suite(
     *,
     only: list[str] | None = None,
     options: pipeline.Options | None = None,
+    on_item: Callable[[dict[str, Any]], None] | None = None,
 ) -> SuiteResult:
     started = time.perf_counter()
     total = Scores()
@@ -68,6 +69,8 @@ def run_suite(
                 "error": error,
             }
         )
+        if on_item:
+            on_item(items[-1])
     return SuiteResult(metrics(total), items, round(time.perf_counter() - started, 1))
 
 
@@ -85,7 +88,9 @@ def check_thresholds(values: dict[str, float], thresholds: dict[str, float]) -> 
     return broken
 
 
-def write_log(result: SuiteResult, backend: Backend, out_dir: Path, baseline: dict[str, float]) -> Path:
+def write_log(
+    result: SuiteResult, backend: Backend, out_dir: Path, baseline: dict[str, float], thresholds: dict[str, float]
+) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     log = {
         "version": __version__,
@@ -99,6 +104,9 @@ def write_log(result: SuiteResult, backend: Backend, out_dir: Path, baseline: di
     path = out_dir / "eval-log.json"
     path.write_text(json.dumps(log, indent=2), encoding="utf-8")
     (out_dir / "eval-report.md").write_text(markdown(result, backend, baseline), encoding="utf-8")
+    from ..report.html import eval_to_html
+
+    (out_dir / "eval-report.html").write_text(eval_to_html(log, thresholds, LOWER_IS_BETTER), encoding="utf-8")
     return path
 
 

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup, escape
@@ -124,9 +125,7 @@ def _linkify(text: str, slugs: dict[str, str]) -> Markup:
     for m in pattern.finditer(text):
         out.append(escape(text[pos : m.start()]))
         slug = slugs[m.group(1)]
-        out.append(
-            Markup('<a class="cid" href="#claim-{0}" data-claim="{0}">{1}</a>').format(slug, m.group(1))
-        )
+        out.append(Markup('<a class="cid" href="#claim-{0}" data-claim="{0}">{1}</a>').format(slug, m.group(1)))
         pos = m.end()
     out.append(escape(text[pos:]))
     return Markup("").join(out)
@@ -208,8 +207,7 @@ def _article_markup(report: Report, slugs: dict[str, str]) -> Markup:
         if b.sentence_start is not None:
             out.append(
                 Markup(
-                    '<span class="sent" id="s-{0}" data-n="{0}">'
-                    '<span class="sn" aria-hidden="true">{0}</span>'
+                    '<span class="sent" id="s-{0}" data-n="{0}"><span class="sn" aria-hidden="true">{0}</span>'
                 ).format(b.sentence_start)
             )
             in_sentence = True
@@ -223,9 +221,7 @@ def _article_markup(report: Report, slugs: dict[str, str]) -> Markup:
         if active:
             level = max((sp.level for sp in active), key=_RANK.__getitem__)
             claims = " ".join(dict.fromkeys(sp.slug for sp in active))
-            out.append(
-                Markup('<mark class="ev lvl-{0}" data-claims="{1}">{2}</mark>').format(level, claims, piece)
-            )
+            out.append(Markup('<mark class="ev lvl-{0}" data-claims="{1}">{2}</mark>').format(level, claims, piece))
         else:
             out.append(piece)
     if in_sentence:
@@ -236,9 +232,7 @@ def _article_markup(report: Report, slugs: dict[str, str]) -> Markup:
 # --- cards, warnings, diagram, metadata --------------------------------------------------------
 
 
-def _relations(
-    report: Report, slugs: dict[str, str], levels: dict[str, str]
-) -> dict[str, list[dict[str, object]]]:
+def _relations(report: Report, slugs: dict[str, str], levels: dict[str, str]) -> dict[str, list[dict[str, object]]]:
     out: dict[str, list[dict[str, object]]] = {}
     for k, link in enumerate(report.counter_claims):
         out.setdefault(link.counter, []).append(
@@ -260,9 +254,7 @@ def _relations(
     return out
 
 
-def _card(
-    c: Claim, slugs: dict[str, str], relations: list[dict[str, object]], text_len: int
-) -> dict[str, object]:
+def _card(c: Claim, slugs: dict[str, str], relations: list[dict[str, object]], text_len: int) -> dict[str, object]:
     return {
         "claim": c,
         "slug": slugs[c.id],
@@ -340,3 +332,39 @@ def _stats(report: Report) -> list[tuple[str, int]]:
 def _stages(report: Report) -> list[tuple[str, object]]:
     order = {name: i for i, name in enumerate(_STAGE_ORDER)}
     return sorted(report.meta.stages.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0]))
+
+
+def eval_to_html(log: dict[str, Any], thresholds: dict[str, float], lower_is_better: set[str]) -> str:
+    """The `factcheck eval` report: one bar per metric against its baseline and threshold."""
+    baseline = log.get("baseline") or {}
+    rows = []
+    for name, value in log["metrics"].items():
+        limit = thresholds.get(name)
+        lower = name in lower_is_better
+        failed = limit is not None and (value > limit if lower else value < limit)
+        scale = name != "failed_articles"  # a count, not a share: drawn without a bar
+        rows.append(
+            {
+                "name": name,
+                "value": value,
+                "bar": min(max(value, 0.0), 1.0) if scale else 0.0,
+                "baseline": baseline.get(name) if scale else None,
+                "limit": limit,
+                "lower": lower,
+                "failed": failed,
+            }
+        )
+    broken = [r for r in rows if r["failed"]]
+    return (
+        _env()
+        .get_template("eval.html.j2")
+        .render(
+            rows=rows,
+            broken=broken,
+            items=log["items"],
+            backend=log["backend"],
+            model=log["model"],
+            seconds=log["seconds"],
+            version=log["version"],
+        )
+    )

@@ -28,9 +28,7 @@ def to_text(report: Report, *, width: int = 110, color: bool = True) -> str:
         table.add_row(
             c.id,
             escape(c.text) + f"\n[dim]sentences {', '.join(str(e.sentence) for e in c.evidence)}[/]",
-            escape(
-                f"{c.source.name or '-'} ({c.source.type})" + (f", {c.source.cue}" if c.source.cue else "")
-            ),
+            escape(f"{c.source.name or '-'} ({c.source.type})" + (f", {c.source.cue}" if c.source.cue else "")),
             "yes" if c.check_worthy.value else "no",
             f"[{_STYLE[level]}]{level}[/]: " + escape("; ".join(c.uncertainty.signals)),
         )

@@ -1,0 +1,176 @@
+"""Batch throughput against the fake OpenAI-compatible server, and CLI start-up time.
+
+    /work/venv/bin/python benchmarks/batch_throughput.py [--latency 0.2] [--seconds 4]
+
+1. Articles per second at concurrency 1, 8 and 32 with a fixed server latency per call, against
+   the ideal: concurrency / (latency x calls per article).
+2. The tool's own overhead per call (HTTP round trip through the SDK plus all pipeline work) with
+   zero server latency, at concurrency 1. The fake server runs in a child process, so neither its
+   CPU time nor its share of the GIL is charged to the tool.
+3. `factcheck --help` start-up time (best of 5, target < 0.3 s); when slower, the heaviest
+   imports (python -X importtime).
+
+No model, no network: tiny articles of 2-3 sentences, the response cache off.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from fakeserver import FakeOpenAIServer, Reply  # noqa: E402
+
+from factcheck.backends.openai_compat import OpenAIBackend  # noqa: E402
+from factcheck.batch import run_batch  # noqa: E402
+
+
+def answer(request: dict) -> Reply:  # type: ignore[type-arg]
+    """A valid answer to every pipeline schema (see tests/test_batch.py: answer_json)."""
+    from test_batch import answer_json, schema_name_of
+
+    fmt = request["response_format"]
+    if fmt["type"] == "json_schema":
+        name, schema = fmt["json_schema"]["name"], fmt["json_schema"]["schema"]
+    else:
+        schema = fmt["schema"]
+        name = schema_name_of(schema)
+    return Reply(content=json.dumps(answer_json(name, schema, request["messages"])))
+
+
+def article(i: int) -> str:
+    return f"Article {i} says the harbour reopened after repairs. Officials expect more ships next month." + (
+        " Local shops welcomed the news." if i % 2 else ""
+    )
+
+
+def _serve(latency: float, conn) -> None:  # type: ignore[no-untyped-def]
+    with FakeOpenAIServer(default=answer, latency=latency) as server:
+        conn.send(server.url)
+        conn.recv()  # until told to stop
+        conn.send(len(server.requests))
+
+
+class Server:
+    """The fake server in its own process, so its CPU time (and GIL) is not charged to the tool."""
+
+    def __init__(self, latency: float):
+        ctx = multiprocessing.get_context("fork")
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_serve, args=(latency, child), daemon=True)
+
+    def __enter__(self) -> str:
+        self._proc.start()
+        return str(self._conn.recv())
+
+    def stop(self) -> int:
+        self._conn.send("stop")
+        requests = int(self._conn.recv())
+        self._proc.join(timeout=5)
+        return requests
+
+    def __exit__(self, *exc: object) -> None:
+        if self._proc.is_alive():
+            self._proc.kill()
+
+
+def run(n: int, concurrency: int, latency: float, work: Path) -> tuple[float, int, int]:
+    """(seconds, articles done, server calls) for n articles."""
+    listing = work / f"in-{concurrency}-{latency}-{n}.jsonl"
+    listing.write_text("".join(json.dumps({"id": f"a{i}", "text": article(i)}) + "\n" for i in range(n)))
+    out = work / f"out-{concurrency}-{latency}-{n}.jsonl"
+    server = Server(latency)
+    with server as url:
+        started = time.perf_counter()
+        summary = run_batch(
+            [str(listing)],
+            out,
+            backend_factory=lambda: OpenAIBackend("fake-model", base_url=url, max_retries=0),
+            concurrency=concurrency,
+            progress=False,
+        )
+        elapsed = time.perf_counter() - started
+        calls = server.stop()
+    if summary.failed:
+        raise SystemExit(f"{summary.failed} articles failed: {summary.errors.most_common(1)}")
+    return elapsed, summary.done, calls
+
+
+def startup(samples: int = 5) -> float:
+    exe = Path(sys.executable).with_name("factcheck")
+    cmd = [str(exe), "--help"] if exe.exists() else [sys.executable, "-m", "factcheck.cli", "--help"]
+    best = float("inf")
+    for _ in range(samples):
+        started = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True)
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def heavy_imports(top: int = 12) -> list[tuple[int, str]]:
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import factcheck.cli"], capture_output=True, text=True
+    )
+    rows = []
+    for line in result.stderr.splitlines():
+        m = re.match(r"import time:\s+(\d+) \|\s+(\d+) \|(\s*)(\S+)", line)
+        if m:
+            rows.append((int(m.group(2)), m.group(3).count(" ") // 2, m.group(4)))
+    rows.sort(reverse=True)
+    return [(us, f"{'  ' * depth}{name}") for us, depth, name in rows[:top]]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--latency", type=float, default=0.2, help="server seconds per call")
+    parser.add_argument("--seconds", type=float, default=4.0, help="target duration of each throughput run")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="factcheck-bench-"))
+
+    # Calls per article, measured: extraction, summary, one judgement per summary sentence, plus
+    # one logprob probe per worker thread until the back end learns the server has no logprobs.
+    _, done, calls = run(4, 1, 0.0, work)
+    estimate = calls / done
+
+    print(f"throughput with {args.latency * 1000:.0f} ms server latency per call:")
+    print(
+        f"{'concurrency':>12} {'articles':>9} {'calls/art':>10} {'seconds':>8} {'articles/s':>11} "
+        f"{'ideal/s':>8} {'ratio':>6}"
+    )
+    for concurrency in (1, 8, 32):
+        n = max(2 * concurrency, round(concurrency / (args.latency * estimate) * args.seconds))
+        seconds, done, calls = run(n, concurrency, args.latency, work)
+        per_article = calls / done
+        ideal = concurrency / (args.latency * per_article)
+        rate = done / seconds
+        print(
+            f"{concurrency:>12} {done:>9} {per_article:>10.2f} {seconds:>8.2f} {rate:>11.2f} "
+            f"{ideal:>8.2f} {rate / ideal:>6.2f}"
+        )
+
+    n = 100
+    seconds, done, calls = run(n, 1, 0.0, work)
+    print(
+        f"\ntool overhead per call (latency 0, concurrency 1): {seconds / calls * 1000:.2f} ms "
+        f"({calls} calls, {done / seconds:.1f} articles/s)"
+    )
+
+    best = startup()
+    print(f"\nfactcheck --help start-up: {best:.3f} s (best of 5; target < 0.3 s)")
+    if best >= 0.3:
+        print("heaviest imports (cumulative us):")
+        for us, name in heavy_imports():
+            print(f"  {us:>8}  {name}")
+
+
+if __name__ == "__main__":
+    main()
