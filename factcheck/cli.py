@@ -165,14 +165,14 @@ def check(
         def work(item: dict) -> dict:  # type: ignore[type-arg]
             doc = documents.make_document(str(item["document"]), origin=str(item["id"]))
             result = check_claim(llm, Ledger(), str(item["claim"]), [doc], explain=explain)
-            return _checked(result, item)
+            return _line(result, item)
 
         _run_jsonl(items, work, output, "checking claims")
         return
     docs = [documents.load(path) for path in evidence or []]
     llm = _open(backend, model, base_url, model_path, no_cache)
     result = check_claim(llm, Ledger(), claim or "", docs, explain=explain)
-    _show(_checked(result, {}), fmt, output)
+    _show(_line(result, {}), fmt, output)
 
 
 @app.command()
@@ -206,30 +206,23 @@ def consistency(
 
         def work(item: dict) -> dict:  # type: ignore[type-arg]
             doc = documents.make_document(str(item["article"]), origin=str(item["id"]))
-            return _consistent(check_consistency(llm, Ledger(), doc, str(item["summary"])), item)
+            return _line(check_consistency(llm, Ledger(), doc, str(item["summary"])), item)
 
         _run_jsonl(items, work, output, "checking summaries")
         return
     doc = documents.load(article or "")
     text = documents.load(summary or "").text
     llm = _open(backend, model, base_url, model_path, no_cache)
-    _show(_consistent(check_consistency(llm, Ledger(), doc, text), {}), fmt, output)
+    _show(_line(check_consistency(llm, Ledger(), doc, text), {}), fmt, output)
 
 
-def _checked(result, item: dict) -> dict:  # type: ignore[no-untyped-def,type-arg]
+def _line(result, item: dict) -> dict:  # type: ignore[no-untyped-def,type-arg]
+    """A check result as a JSON-ready dict, carrying the item's gold label so a benchmark can score it."""
     from dataclasses import asdict
 
     out = asdict(result)
-    out["evidence"] = [e.model_dump() for e in result.evidence]
-    if "label" in item:
-        out["label"] = item["label"]  # carried through so a benchmark can score the line
-    return out
-
-
-def _consistent(result, item: dict) -> dict:  # type: ignore[no-untyped-def,type-arg]
-    from dataclasses import asdict
-
-    out = asdict(result)
+    if "evidence" in out:
+        out["evidence"] = [e.model_dump() for e in result.evidence]
     if "label" in item:
         out["label"] = item["label"]
     return out
@@ -258,89 +251,6 @@ def _show(result: dict, fmt: Fmt | None, output: Path | None) -> None:  # type: 
         _write("\n".join(lines), output)
     else:
         _write(json.dumps(result, indent=2, ensure_ascii=False), output)
-
-
-class TaskOpt(str, Enum):
-    verification = "verification"
-    consistency = "consistency"
-    checkworthiness = "checkworthiness"
-    attribution = "attribution"
-
-
-@app.command("eval")
-def eval_(
-    suite: Annotated[list[str] | None, typer.Argument(help="fixture ids or hard cases; all when omitted")] = None,
-    dataset: Annotated[Path | None, typer.Option(help="a ../shared/evaldata JSONL file instead")] = None,
-    task: Annotated[TaskOpt | None, typer.Option(help="what --dataset measures")] = None,
-    limit: Annotated[int | None, typer.Option(help="only the first N dataset items")] = None,
-    directory: Annotated[Path, typer.Option("--dir", help="the evals folder")] = Path("evals"),
-    out: Annotated[Path, typer.Option(help="where the log and report go")] = Path("artifacts/evals"),
-    update_baseline: Annotated[bool, typer.Option(help="store these metrics as the new baseline")] = False,
-    backend: BackendArg = BackendOpt.auto,
-    model: ModelArg = None,
-    base_url: BaseUrlArg = None,
-    model_path: ModelPathArg = None,
-    no_cache: NoCacheArg = False,
-) -> None:
-    """Score the pipeline on the hand-labelled fixtures (or a benchmark set) and gate on thresholds.
-
-    Example: factcheck eval                      (all fixtures, embedded model)
-             factcheck eval --dataset ../shared/evaldata/frank/frank_test_sample.jsonl --task consistency
-    """
-    from .evals import suite as suites
-
-    if dataset is not None:
-        if task is None:
-            raise typer.BadParameter("--dataset needs --task")
-        from .evals.datasets import evaluate
-
-        llm = _open(backend, model, base_url, model_path, no_cache)
-        scored = evaluate(dataset, task.value, llm, limit=limit)  # type: ignore[arg-type]
-        out.mkdir(parents=True, exist_ok=True)
-        log = out / f"dataset-{dataset.stem}-{task.value}.json"
-        log.write_text(json.dumps({"backend": llm.name, "model": llm.model, **scored}, indent=2))
-        for name, value in scored["metrics"].items():
-            typer.echo(f"{name:20} {value:.4f}")
-        typer.echo(f"log: {log}", err=True)
-        return
-    thresholds = _read_json(directory / "thresholds.json")
-    baseline = _read_json(directory / "baseline.json").get("metrics", {})
-    llm = _open(backend, model, base_url, model_path, no_cache)
-
-    def progress(item: dict) -> None:  # type: ignore[type-arg]
-        m = item["metrics"]
-        status = f"error: {item['error']}" if item["error"] else f"claim F1 {m['claim_f1']:.2f}"
-        typer.echo(f"  {item['id']:32} {status} ({item['seconds']:.0f} s)", err=True)
-
-    result = suites.run_suite(directory, llm, only=suite or None, on_item=progress)
-    log = suites.write_log(result, llm, out, baseline, thresholds)
-    typer.echo(f"{'metric':24} {'value':>7} {'baseline':>9} {'threshold':>10}")
-    for name, value in result.metrics.items():
-        base = baseline.get(name)
-        limit_ = thresholds.get(name)
-        typer.echo(
-            f"{name:24} {value:7.3f} {'' if base is None else f'{base:9.3f}':>9} "
-            f"{'' if limit_ is None else f'{limit_:10.3f}':>10}"
-        )
-    typer.echo(f"log: {log}; report: {log.with_name('eval-report.md')} ({result.seconds:.0f} s)", err=True)
-    if update_baseline:
-        (directory / "baseline.json").write_text(
-            json.dumps({"backend": llm.name, "model": llm.model, "metrics": result.metrics}, indent=2) + "\n"
-        )
-    broken = suites.check_thresholds(result.metrics, thresholds) if not suite else []
-    for line in broken:
-        typer.echo(f"threshold: {line}", err=True)
-    if broken:
-        raise typer.Exit(1)
-
-
-def _read_json(path: Path) -> dict:  # type: ignore[type-arg]
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    except (OSError, json.JSONDecodeError) as exc:
-        raise FactcheckError(f"cannot read {path}: {exc}") from exc
 
 
 @app.command()
@@ -389,7 +299,9 @@ def models(
 
 
 from .cli_batch import batch, cache_app, openai_batch_app  # noqa: E402  (registered after the core commands)
+from .cli_eval import eval_  # noqa: E402
 
+app.command("eval")(eval_)
 app.command()(batch)
 app.add_typer(cache_app, name="cache")
 app.add_typer(openai_batch_app, name="openai-batch")
