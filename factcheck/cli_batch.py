@@ -269,7 +269,7 @@ def openai_batch_write(
     judging it), so the Batch API can only run the first stage; `collect` puts its answers in the
     response cache, where `factcheck batch --model MODEL` finds them.
     """
-    from .batch import write_openai_batch_file
+    from .openai_batch import write_openai_batch_file
     from .pipeline import Options
 
     requests, unreadable = write_openai_batch_file(inputs, output, model=model, options=Options(style="written"))
@@ -285,7 +285,7 @@ def openai_batch_submit(
     request_file: Annotated[Path, typer.Argument(help="the file `write` made")],
 ) -> None:
     """Upload the request file and start the batch; prints the batch id."""
-    from .batch import submit_openai_batch
+    from .openai_batch import submit_openai_batch
 
     typer.echo(submit_openai_batch(request_file))
 
@@ -293,7 +293,7 @@ def openai_batch_submit(
 @openai_batch_app.command("status")
 def openai_batch_status_cmd(batch_id: Annotated[str, typer.Argument()]) -> None:
     """Show a batch's state and progress."""
-    from .batch import openai_batch_status
+    from .openai_batch import openai_batch_status
 
     typer.echo(openai_batch_status(batch_id))
 
@@ -304,7 +304,7 @@ def openai_batch_collect(
     request_file: Annotated[Path, typer.Argument(help="the file the batch was submitted from")],
 ) -> None:
     """Store a completed batch's answers in the response cache."""
-    from .batch import collect_openai_batch
+    from .openai_batch import collect_openai_batch
 
     stored, skipped = collect_openai_batch(batch_id, request_file)
     typer.echo(f"cached {stored} answer(s); {skipped} not usable (errors, refusals, invalid JSON)", err=True)

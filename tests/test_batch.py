@@ -16,16 +16,12 @@ import pytest
 from factcheck import costs
 from factcheck.backends.base import Completion
 from factcheck.backends.cache import CachedBackend
-from factcheck.batch import (
-    Item,
-    TokenBucket,
-    collect_inputs,
-    collect_openai_batch,
-    prepare_output,
-    run_batch,
-    write_openai_batch_file,
-)
+from factcheck.batch import run_batch
 from factcheck.errors import BackendError, ConfigError, InputError
+from factcheck.inputs import Item, collect_inputs
+from factcheck.openai_batch import collect_openai_batch, write_openai_batch_file
+from factcheck.ratelimit import TokenBucket
+from factcheck.results_file import prepare_output
 from factcheck.schemas import Report
 
 # ---------------------------------------------------------------- a model that answers by schema
@@ -477,7 +473,7 @@ def test_token_bucket_rate() -> None:
 
 
 def test_rate_limiter_sits_below_the_cache(tmp_path: Path, articles: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from factcheck.batch import RateLimiter
+    from factcheck.ratelimit import RateLimiter
 
     acquired: list[int] = []
     monkeypatch.setattr(RateLimiter, "acquire", lambda self, tokens: acquired.append(tokens))
