@@ -31,6 +31,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Report:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "FACTCHECK_MODEL"))}
     # The user's real cache dir: the joined model is reused, as it would be for a user.
     env.pop("FACTCHECK_CACHE_DIR", None)
+    env["FACTCHECK_NO_CACHE"] = "1"  # the model must really run, not replay stored answers
     done = subprocess.run(
         [
             sys.executable,
