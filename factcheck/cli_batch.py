@@ -15,7 +15,7 @@ import shlex
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -88,6 +88,7 @@ def batch(
 
     Example: factcheck batch 'news/*.txt' -o reports.jsonl --concurrency 16 --max-cost 5
     """
+    given = dict(locals())  # the command's arguments, and nothing else yet: for the resume command
     from .batch import run_batch
     from .errors import BudgetExceededError
     from .pipeline import Options
@@ -129,23 +130,7 @@ def batch(
     for line in summary.lines():
         typer.echo(line, err=True)
     if summary.interrupted:
-        command = _resume_command(
-            inputs,
-            output,
-            concurrency,
-            max_cost,
-            max_tokens,
-            rpm,
-            tpm,
-            no_cache,
-            words,
-            style,
-            self_check,
-            backend,
-            model,
-            base_url,
-            model_path,
-        )
+        command = _resume_command(given)
         typer.echo(f"interrupted; every finished article is saved. Resume with:\n  {command}", err=True)
         if summary.abandoned:
             # Threads still busy with abandoned articles would hold up the exit; their results
@@ -175,23 +160,12 @@ def _will_be_local(backend: BatchBackend, base_url: str | None, model_path: Path
     return choice.backend == "local"
 
 
-def _resume_command(  # type: ignore[no-untyped-def]
-    inputs,
-    output,
-    concurrency,
-    max_cost,
-    max_tokens,
-    rpm,
-    tpm,
-    no_cache,
-    words,
-    style,
-    self_check,
-    backend,
-    model,
-    base_url,
-    model_path,
-) -> str:
+def _resume_command(given: dict[str, Any]) -> str:
+    """`factcheck batch` with the arguments `given` (by parameter name) and --resume."""
+    inputs, output, concurrency = given["inputs"], given["output"], given["concurrency"]
+    max_cost, max_tokens, rpm, tpm = given["max_cost"], given["max_tokens"], given["rpm"], given["tpm"]
+    no_cache, words, style, self_check = given["no_cache"], given["words"], given["style"], given["self_check"]
+    backend, model, base_url, model_path = given["backend"], given["model"], given["base_url"], given["model_path"]
     q = shlex.quote
     parts = ["factcheck", "batch", *map(q, inputs), "-o", q(str(output)), "--resume"]
     if concurrency != 8:

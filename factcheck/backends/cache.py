@@ -22,128 +22,38 @@ long) degrades to "miss, do not store" rather than failing the article.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
-import os
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-from ..errors import ConfigError
 from .base import Backend, Completion, Message
+
+# The keys and the SQLite file live in their own modules; their names stay importable from here.
+from .cache_keys import FORMAT as FORMAT
+from .cache_keys import _public_url as _public_url
+from .cache_keys import classify_key, complete_key, identity_of
+from .cache_keys import model_identity as model_identity
+from .cache_store import FILE_NAME as FILE_NAME
+from .cache_store import CacheStats, _connect, clear, default_path, disabled_by_env, stats
+from .wrapper import BackendWrapper
 
 __all__ = ["CachedBackend", "CacheStats", "clear", "default_path", "disabled_by_env", "stats"]
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1  # bump when the key recipe or the stored value changes meaning
-FILE_NAME = "responses.sqlite"
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS responses (
-    key TEXT PRIMARY KEY,
-    kind TEXT NOT NULL,               -- 'complete' or 'classify'
-    backend TEXT NOT NULL,
-    model TEXT NOT NULL,
-    text TEXT,                        -- the completion text, or the JSON of classify()'s probabilities
-    finish_reason TEXT NOT NULL,
-    prompt_tokens INTEGER NOT NULL,   -- what the original call cost, for stats
-    completion_tokens INTEGER NOT NULL,
-    created REAL NOT NULL
-)
-"""
 
+class CachedBackend(BackendWrapper):
+    """Any back end, with answers stored in and replayed from a SQLite file.
 
-def default_path() -> Path:
-    """`responses.sqlite` in the user cache directory (FACTCHECK_CACHE_DIR overrides)."""
-    from .. import embedded
-
-    return embedded.cache_dir() / FILE_NAME
-
-
-def disabled_by_env() -> bool:
-    return os.environ.get("FACTCHECK_NO_CACHE", "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def model_identity(inner: Any) -> str:
-    """What tells two models of the same name apart, without any secret in it."""
-    custom = getattr(inner, "cache_identity", None)
-    if custom is not None:
-        return str(custom() if callable(custom) else custom)
-    path = getattr(inner, "path", None)
-    if isinstance(path, Path):
-        try:
-            st = path.stat()
-        except OSError:
-            return f"file:{path.name}"
-        return f"file:{path.name}:{st.st_size}:{st.st_mtime_ns}"
-    if hasattr(inner, "base_url"):
-        return "url:" + _public_url(getattr(inner, "base_url", None) or "https://api.openai.com/v1")
-    return ""
-
-
-def _public_url(url: str) -> str:
-    """The URL without user:password@, query or fragment (where a key could hide)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
-
-
-def _digest(payload: dict[str, Any]) -> str:
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-
-def complete_key(
-    identity: dict[str, str],
-    messages: list[Message],
-    schema: dict[str, Any],
-    schema_name: str,
-    max_tokens: int,
-    temperature: float,
-) -> str:
-    return _digest(
-        {
-            "format": FORMAT,
-            "call": "complete",
-            **identity,
-            "messages": messages,
-            "schema": schema,
-            "schema_name": schema_name,
-            "max_tokens": max_tokens,
-            "temperature": float(temperature),
-        }
-    )
-
-
-def classify_key(identity: dict[str, str], messages: list[Message], prefix: str, options: list[str]) -> str:
-    return _digest(
-        {
-            "format": FORMAT,
-            "call": "classify",
-            **identity,
-            "messages": messages,
-            "prefix": prefix,
-            "options": options,
-        }
-    )
-
-
-def identity_of(inner: Any) -> dict[str, str]:
-    return {"backend": str(inner.name), "model": str(inner.model), "identity": model_identity(inner)}
-
-
-class CachedBackend:
-    """Any back end, with answers stored in and replayed from a SQLite file."""
+    name, model and any other attribute are the inner back end's (BackendWrapper): reports and
+    cache keys name the real model."""
 
     def __init__(self, inner: Backend, path: Path | str | None = None):
-        self.inner = inner
+        super().__init__(inner)
         self._spent = threading.local()
         self.path = Path(path) if path is not None else default_path()
         # Computed once: a model file cannot change under a running process without it noticing.
@@ -154,21 +64,6 @@ class CachedBackend:
         self._lock = threading.Lock()
         self._broken = False
         self._db = _connect(self.path)
-
-    # The protocol's attributes are the inner back end's: reports and cache keys name the real model.
-    @property
-    def name(self) -> str:  # type: ignore[override]
-        return self.inner.name
-
-    @property
-    def model(self) -> str:  # type: ignore[override]
-        return self.inner.model
-
-    def __getattr__(self, attr: str) -> Any:
-        # Anything else (load_seconds, mode, base_url, ...) is the inner back end's.
-        if attr == "inner":
-            raise AttributeError(attr)
-        return getattr(self.inner, attr)
 
     def complete(
         self,
@@ -184,7 +79,7 @@ class CachedBackend:
         if row is not None:
             text, finish_reason = row
             return Completion(text=text, finish_reason=finish_reason, cached=True)
-        completion = self.inner.complete(
+        completion = super().complete(
             messages, schema=schema, schema_name=schema_name, max_tokens=max_tokens, temperature=temperature
         )
         self.store(
@@ -224,9 +119,8 @@ class CachedBackend:
         )
 
     def classify(self, messages: list[Message], *, prefix: str, options: list[str]) -> dict[str, float] | None:
-        classify = getattr(self.inner, "classify", None)
-        if classify is None:  # a back end without probabilities: the caller falls back to generation
-            return None
+        if getattr(self.inner, "classify", None) is None:
+            return None  # a back end without probabilities: the caller falls back to generation
         key = classify_key(self.identity, messages, prefix, options)
         self._spent.usage = None  # a hit costs nothing
         row = self._get(key)
@@ -239,7 +133,7 @@ class CachedBackend:
                 return None
             if isinstance(probs, dict) and set(probs) == set(options):
                 return {o: float(probs[o]) for o in options}
-        probs = classify(messages, prefix=prefix, options=options)
+        probs = super().classify(messages, prefix=prefix, options=options)
         self._spent.usage = getattr(self.inner, "last_classify_usage", lambda: None)()
         # None is stored too: finding out may have cost a request (a server without logprobs).
         self._put(key, "classify", json.dumps(probs, sort_keys=True), "classify", 0, 0)
@@ -307,21 +201,6 @@ class CachedBackend:
         self._broken = True
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Autocommit: every INSERT is its own transaction, visible to other processes at once.
-        db = sqlite3.connect(str(path), timeout=30, check_same_thread=False, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable except for the last commits on power loss
-        db.execute(_SCHEMA)
-    except (OSError, sqlite3.Error) as exc:
-        raise ConfigError(
-            f"cannot open the response cache {path}: {exc} (set FACTCHECK_CACHE_DIR, or use --no-cache)"
-        ) from exc
-    return db
-
-
 def _worth_storing(completion: Completion, schema: dict[str, Any]) -> bool:
     if completion.cached or completion.refusal or completion.finish_reason != "stop":
         return False
@@ -385,86 +264,3 @@ def _is_type(value: Any, kind: str) -> bool:
     if kind == "integer" and isinstance(value, float):
         return value.is_integer()
     return isinstance(value, _TYPES.get(kind, (object,)))
-
-
-# ---------------------------------------------------------------- `factcheck cache stats|clear`
-
-
-@dataclass
-class CacheStats:
-    path: Path
-    exists: bool
-    entries: int
-    bytes: int  # the database file with its WAL and shared-memory files
-    completions: int
-    classifications: int
-    prompt_tokens: int  # what the stored answers cost when they were first made
-    completion_tokens: int
-    models: dict[str, int]  # "backend/model" -> entries
-
-    def lines(self) -> list[str]:
-        if not self.exists:
-            return [f"response cache: {self.path} (empty, not created yet)"]
-        out = [
-            f"response cache: {self.path}",
-            f"  entries: {self.entries} ({self.completions} completions, {self.classifications} classifications)",
-            f"  size: {_human(self.bytes)}",
-            f"  tokens the stored answers cost: {self.prompt_tokens} prompt + {self.completion_tokens} completion",
-        ]
-        for model, n in sorted(self.models.items(), key=lambda kv: -kv[1]):
-            out.append(f"  {model}: {n}")
-        return out
-
-
-def _files(path: Path) -> list[Path]:
-    return [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
-
-
-def stats(path: Path | None = None) -> CacheStats:
-    path = path or default_path()
-    size = sum(p.stat().st_size for p in _files(path) if p.is_file())
-    if not path.is_file():
-        return CacheStats(path, False, 0, 0, 0, 0, 0, 0, {})
-    db = _connect(path)
-    try:
-        entries, completions, prompt, completion = db.execute(
-            "SELECT COUNT(*), COALESCE(SUM(kind = 'complete'), 0), COALESCE(SUM(prompt_tokens), 0), "
-            "COALESCE(SUM(completion_tokens), 0) FROM responses"
-        ).fetchone()
-        models = {
-            f"{b}/{m}": n
-            for b, m, n in db.execute("SELECT backend, model, COUNT(*) FROM responses GROUP BY backend, model")
-        }
-    except sqlite3.Error as exc:
-        raise ConfigError(f"cannot read the response cache {path}: {exc}") from exc
-    finally:
-        db.close()
-    return CacheStats(path, True, entries, size, completions, entries - completions, prompt, completion, models)
-
-
-def clear(path: Path | None = None) -> int:
-    """Delete every stored answer; returns how many there were. Safe while another process uses
-    the cache (it sees an empty cache from then on)."""
-    path = path or default_path()
-    if not path.is_file():
-        return 0
-    db = _connect(path)
-    try:
-        (count,) = db.execute("SELECT COUNT(*) FROM responses").fetchone()
-        db.execute("DELETE FROM responses")
-        db.execute("VACUUM")
-        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    except sqlite3.Error as exc:
-        raise ConfigError(f"cannot clear the response cache {path}: {exc}") from exc
-    finally:
-        db.close()
-    return int(count)
-
-
-def _human(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
