@@ -107,11 +107,15 @@ def cue_in(text: str) -> str | None:
     return match.group(1).lower() if match else None
 
 
+def content_words(text: str) -> set[str]:
+    """Lower-cased words of four letters or more: what two texts sharing a topic have in common."""
+    return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) > 3}
+
+
 def overlap(a: str, b: str) -> float:
     """Share of a's content words that also occur in b."""
-    words_a = {w for w in re.findall(r"[a-z0-9]+", a.lower()) if len(w) > 3}
-    words_b = set(re.findall(r"[a-z0-9]+", b.lower()))
-    return len(words_a & words_b) / max(1, len(words_a))
+    words_a = content_words(a)
+    return len(words_a & content_words(b)) / max(1, len(words_a))
 
 
 def hedges_in(text: str) -> list[str]:

@@ -9,8 +9,7 @@ and the best-supporting chunk decides, so it never has to fit one prompt.
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from . import signals
 from .answers import Judgement, ReasonedJudgement
@@ -35,6 +34,7 @@ class Judged:
     chunks: int = 1
     reason: str | None = None
     missing: list[str] | None = None  # numbers and names the evidence never mentions
+    read: list[Sentence] = field(default_factory=list)  # the evidence sentences the judge was shown
 
     @property
     def confidence(self) -> float | None:
@@ -81,7 +81,7 @@ def judge(
             if p >= threshold and not missing
             else ("contradicted" if probs["contradicted"] > probs["not_mentioned"] else "not_enough_info")
         )
-        return Judged(verdict, round(p, 4), [], missing=missing)
+        return Judged(verdict, round(p, 4), [], missing=missing, read=sentences)
     answer_type = ReasonedJudgement if reason else Judgement
     answer = generate(
         backend,
@@ -100,6 +100,7 @@ def judge(
         sentences=sorted(set(answer.sents)) if verdict != "not_enough_info" else [],
         reason=getattr(answer, "reason", None),
         missing=missing,
+        read=sentences,
     )
 
 
@@ -123,8 +124,8 @@ def judge_document(
     chunks = chunk(doc.body or doc.sentences, max_tokens=max_chunk_tokens, overlap=1)
     order = list(range(len(chunks)))
     if len(chunks) > max_chunks:  # a long page: read the chunks that share most words with the claim
-        words = _content(statement)
-        order = sorted(order, key=lambda i: -len(words & _content(" ".join(s.text for s in chunks[i]))))
+        words = signals.content_words(statement)
+        order = sorted(order, key=lambda i: -len(words & signals.content_words(" ".join(s.text for s in chunks[i]))))
         order = sorted(order[:max_chunks])
     results: list[Judged] = []
     for index in order:
@@ -153,15 +154,11 @@ class ClaimCheck:
     missing: list[str]
 
 
-def _content(text: str) -> set[str]:
-    return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) > 3}
-
-
 def _closest(statement: str, sentences: list[Sentence], k: int = 2) -> list[Sentence]:
     """The sentences sharing the most content words with the statement (shown as the evidence
     for a verdict that came from probabilities rather than from cited sentence numbers)."""
-    words = _content(statement)
-    scored = [(len(words & _content(s.text)), s) for s in sentences]
+    words = signals.content_words(statement)
+    scored = [(len(words & signals.content_words(s.text)), s) for s in sentences]
     best = sorted((x for x in scored if x[0] > 0), key=lambda x: -x[0])[:k]
     return sorted((s for _, s in best), key=lambda s: s.n)
 
@@ -178,8 +175,7 @@ def check_claim(
         if judged.verdict == "supported":
             break
     judged, doc = max(results, key=lambda r: (_RANK[r[0].verdict], r[0].p_supported or 0.0))
-    parts = chunk(doc.body or doc.sentences, max_tokens=1400, overlap=1)[judged.chunk]
-    cited = [doc.sentence(n) for n in judged.sentences] or _closest(claim, parts)
+    cited = [doc.sentence(n) for n in judged.sentences] or _closest(claim, judged.read)
     rationale = judged.reason or ""
     if judged.missing:
         rationale += f"; the evidence never mentions: {', '.join(judged.missing)}"
