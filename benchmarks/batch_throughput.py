@@ -5,8 +5,10 @@
 1. Articles per second at concurrency 1, 8 and 32 with a fixed server latency per call, against
    the ideal: concurrency / (latency x calls per article).
 2. The tool's own overhead per call (HTTP round trip through the SDK plus all pipeline work) with
-   zero server latency, at concurrency 1. The fake server runs in a child process, so neither its
-   CPU time nor its share of the GIL is charged to the tool.
+   zero server latency, at concurrency 1: the CPU time of this process per call (what the tool
+   costs, whatever else the machine runs), and the wall time, which also holds the server's turn.
+   The fake server runs in a child process, so neither its CPU time nor its share of the GIL is
+   charged to the tool.
 3. `factcheck --help` start-up time (best of 5, target < 0.3 s); when slower, the heaviest
    imports (python -X importtime).
 
@@ -22,6 +24,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -83,13 +86,49 @@ class Server:
             self._proc.kill()
 
 
-def run(n: int, concurrency: int, latency: float, work: Path) -> tuple[float, int, int]:
-    """(seconds, articles done, server calls) for n articles."""
+class LineCounter:
+    """Watches the output file grow: when did the k-th result line appear?"""
+
+    def __init__(self, path: Path):
+        self.path, self.times = path, [0.0]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        started, offset, lines = time.perf_counter(), 0, 0
+        while not self._stop.wait(0.01):
+            if self.path.exists():
+                with self.path.open("rb") as handle:  # only the bytes added since the last look
+                    handle.seek(offset)
+                    new = handle.read()
+                offset += len(new)
+                lines += new.count(b"\n")
+            self.times += [time.perf_counter() - started] * (lines - len(self.times) + 1)
+
+    def __enter__(self) -> LineCounter:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def steady_rate(self) -> float:
+        """Articles per second between 10% and 90% of the run's results: the rate a long run
+        keeps, without the start (threads spinning up) and the tail (the last articles finishing
+        with most workers idle), which any finite run has."""
+        n = len(self.times) - 1
+        low, high = max(1, n // 10), n - n // 10
+        return (high - low) / (self.times[high] - self.times[low])
+
+
+def run(n: int, concurrency: int, latency: float, work: Path) -> tuple[float, int, int, float]:
+    """(seconds, articles done, server calls, steady articles/s) for n articles."""
     listing = work / f"in-{concurrency}-{latency}-{n}.jsonl"
     listing.write_text("".join(json.dumps({"id": f"a{i}", "text": article(i)}) + "\n" for i in range(n)))
     out = work / f"out-{concurrency}-{latency}-{n}.jsonl"
     server = Server(latency)
-    with server as url:
+    with server as url, LineCounter(out) as counter:
         started = time.perf_counter()
         summary = run_batch(
             [str(listing)],
@@ -102,7 +141,28 @@ def run(n: int, concurrency: int, latency: float, work: Path) -> tuple[float, in
         calls = server.stop()
     if summary.failed:
         raise SystemExit(f"{summary.failed} articles failed: {summary.errors.most_common(1)}")
-    return elapsed, summary.done, calls
+    time.sleep(0.03)  # the watcher's last look
+    return elapsed, summary.done, calls, counter.steady_rate()
+
+
+def sdk_floor(calls: int = 300) -> float:
+    """CPU seconds per bare chat-completion request through the same SDK path, no pipeline."""
+    from factcheck.answers import SummaryAnswer
+    from factcheck.structured import strict_schema
+
+    messages = [{"role": "system", "content": article(1)}, {"role": "user", "content": "Summarise it."}]
+    fmt = {"type": "json_schema", "json_schema": {"name": "SummaryAnswer", "schema": strict_schema(SummaryAnswer)}}
+    server = Server(0.0)
+    with server as url:
+        backend = OpenAIBackend("fake-model", base_url=url, max_retries=0)
+        for _ in range(20):  # warm up the connection
+            backend._create(messages=messages, response_format=fmt, max_tokens=100)
+        cpu = time.process_time()
+        for _ in range(calls):
+            backend._create(messages=messages, response_format=fmt, max_tokens=100)
+        cpu = time.process_time() - cpu
+        server.stop()
+    return cpu / calls
 
 
 def startup(samples: int = 5) -> float:
@@ -132,36 +192,41 @@ def heavy_imports(top: int = 12) -> list[tuple[int, str]]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--latency", type=float, default=0.2, help="server seconds per call")
-    parser.add_argument("--seconds", type=float, default=4.0, help="target duration of each throughput run")
+    parser.add_argument("--seconds", type=float, default=8.0, help="target duration of each throughput run")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="factcheck-bench-"))
 
     # Calls per article, measured: extraction, summary, one judgement per summary sentence, plus
     # one logprob probe per worker thread until the back end learns the server has no logprobs.
-    _, done, calls = run(4, 1, 0.0, work)
+    _, done, calls, _ = run(4, 1, 0.0, work)
     estimate = calls / done
 
     print(f"throughput with {args.latency * 1000:.0f} ms server latency per call:")
     print(
         f"{'concurrency':>12} {'articles':>9} {'calls/art':>10} {'seconds':>8} {'articles/s':>11} "
-        f"{'ideal/s':>8} {'ratio':>6}"
+        f"{'steady/s':>9} {'ideal/s':>8} {'ratio':>6} {'steady ratio':>13}"
     )
     for concurrency in (1, 8, 32):
         n = max(2 * concurrency, round(concurrency / (args.latency * estimate) * args.seconds))
-        seconds, done, calls = run(n, concurrency, args.latency, work)
+        seconds, done, calls, steady = run(n, concurrency, args.latency, work)
         per_article = calls / done
         ideal = concurrency / (args.latency * per_article)
         rate = done / seconds
         print(
             f"{concurrency:>12} {done:>9} {per_article:>10.2f} {seconds:>8.2f} {rate:>11.2f} "
-            f"{ideal:>8.2f} {rate / ideal:>6.2f}"
+            f"{steady:>9.2f} {ideal:>8.2f} {rate / ideal:>6.2f} {steady / ideal:>13.2f}"
         )
 
     n = 100
-    seconds, done, calls = run(n, 1, 0.0, work)
+    cpu = time.process_time()
+    seconds, done, calls, _ = run(n, 1, 0.0, work)
+    cpu = time.process_time() - cpu
+    floor = sdk_floor()
     print(
-        f"\ntool overhead per call (latency 0, concurrency 1): {seconds / calls * 1000:.2f} ms "
-        f"({calls} calls, {done / seconds:.1f} articles/s)"
+        f"\ntool overhead per call (latency 0, concurrency 1): {cpu / calls * 1000:.2f} ms of CPU, "
+        f"{seconds / calls * 1000:.2f} ms wall incl. the server's turn ({calls} calls, {done / seconds:.1f} articles/s)"
+        f"\n  of which the openai SDK + HTTP alone (a bare request, same size): {floor * 1000:.2f} ms of CPU;"
+        f" factcheck's own code: {(cpu / calls - floor) * 1000:.2f} ms"
     )
 
     best = startup()

@@ -1,12 +1,14 @@
 """Balanced accuracy of `check` and `consistency` on the development sets in ../shared/evaldata.
 
-    python benchmarks/grounded.py [--per-label N] [--sets wice,frank,...] [--threshold T]
+    python benchmarks/grounded.py [--per-label N] [--sets wice,frank:20,...] [--threshold T]
 
 Claims (WiCE, Climate-FEVER, AVeriTeC) go through verify.check_claim, summaries (FRANK, QAGS,
 XSumFaith, SummEval, FactCC) through verify.check_consistency, on the configured back end
 (the embedded model by default). "supported"/"consistent" is the positive class; every other
 label is negative (the evaldata README's binary view). A stratified sample of N items per gold
-label keeps a run affordable on two cores. Per-item results go to artifacts/grounded/*.jsonl.
+label keeps a run affordable on two cores (`name:N` sets N for one set; a large N takes the whole
+set). Samples grow by prefix: a larger N keeps the items of a smaller one, whose answers the
+response cache still holds. Per-item results go to artifacts/grounded/*.jsonl.
 
 Printed per set: balanced accuracy at the shipped threshold (verify.SUPPORT_THRESHOLD, with the
 missing-details rule), and, for reference only, the best threshold on this same sample (optimistic:
@@ -130,9 +132,10 @@ def main() -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     llm = open_backend(choose())
     print(f"back end: {llm.name} {llm.model}")
-    for name in args.sets.split(","):
+    for spec in args.sets.split(","):
+        name, _, size = spec.partition(":")
         rel = {**CLAIM_SETS, **SUMMARY_SETS}[name]
-        report(name, run_set(name, rel, args.per_label, llm, out_dir))
+        report(name, run_set(name, rel, int(size or args.per_label), llm, out_dir))
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ def eval_(
     suite: Annotated[list[str] | None, typer.Argument(help="fixture ids or hard cases; all when omitted")] = None,
     dataset: Annotated[Path | None, typer.Option(help="a ../shared/evaldata JSONL file instead")] = None,
     task: Annotated[TaskOpt | None, typer.Option(help="what --dataset measures")] = None,
-    limit: Annotated[int | None, typer.Option(help="only the first N dataset items")] = None,
+    limit: Annotated[int | None, typer.Option(help="only N dataset items, taken in turn from each gold label")] = None,
     directory: Annotated[Path, typer.Option("--dir", help="the evals folder")] = Path("evals"),
     out: Annotated[Path, typer.Option(help="where the log and report go")] = Path("artifacts/evals"),
     update_baseline: Annotated[bool, typer.Option(help="store these metrics as the new baseline")] = False,

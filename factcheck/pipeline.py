@@ -52,12 +52,13 @@ def summarize(doc: Document, backend: Backend, options: Options | None = None) -
     found = links.find(backend, ledger, doc, context, drafts) if len(drafts) > 1 else []
     ids = [f"c{i}" for i in range(1, len(drafts) + 1)]
 
-    warnings = _warnings(doc)
+    quoted = signals.unattributed_quotes(doc)  # quotes with no speaker: warned, kept out of the summary
+    warnings = _warnings(doc, quoted)
     summary = Summary(text="", key_points=[])
     if drafts:
         summary = _summarise(backend, ledger, context, drafts, ids, options)
         if options.self_check:
-            summary = _self_check(backend, ledger, doc, context, summary, warnings)
+            summary = _self_check(backend, ledger, quoted, context, summary, warnings)
     if doc.title and body and options.check_headline:
         verdict = judge(backend, ledger, ledger.stage("headline"), doc.title, context).verdict
         if verdict != "supported":
@@ -70,7 +71,7 @@ def summarize(doc: Document, backend: Backend, options: Options | None = None) -
                 ),
             )
 
-    unattributed = {s.n for s in signals.unattributed_quotes(doc)}
+    unattributed = {s.n for s in quoted}
     opponents: dict[int, list[str]] = {}
     for a, b, _ in found:
         opponents.setdefault(a, []).append(ids[b])
@@ -151,7 +152,7 @@ def _summarise(
 def _self_check(
     backend: Backend,
     ledger: Ledger,
-    doc: Document,
+    quoted: list[Sentence],
     context: list[Sentence],
     summary: Summary,
     warnings: list[Warning],
@@ -159,7 +160,7 @@ def _self_check(
     """Judge each summary sentence against the article; drop what the article does not support,
     and what merely restates a quote nobody in the article is said to have made."""
     usage = ledger.stage("self_check")
-    quotes = [s.text for s in signals.unattributed_quotes(doc)]
+    quotes = [s.text for s in quoted]
     kept: list[str] = []
     revisions: list[SummaryRevision] = []
     for s in split_sentences(summary.text):
@@ -203,9 +204,9 @@ def _clip(text: str, limit: int = 140) -> str:
     return text[:limit].rsplit(" ", 1)[0] + " …"
 
 
-def _warnings(doc: Document) -> list[Warning]:
+def _warnings(doc: Document, quoted: list[Sentence]) -> list[Warning]:
     out: list[Warning] = []
-    for s in signals.unattributed_quotes(doc):
+    for s in quoted:
         out.append(
             Warning(kind="unattributed_quote", message=f"quote with no speaker: {_clip(s.text)}", sentences=[s.n])
         )

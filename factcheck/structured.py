@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -48,6 +49,22 @@ def strict_schema(model: type[BaseModel], *, constraints: dict[str, dict[str, An
     minimum number of items or the sentence numbers that exist, so the grammar itself rules out
     what the validator would otherwise have to send back.
     """
+    fixed = _strict_base(model)
+    if not constraints:
+        return fixed  # shared and cached: read, never modified
+    fixed = copy.deepcopy(fixed)
+    for path, keywords in constraints.items():
+        node = fixed
+        for name in path.split("."):
+            node = node["properties"][name]
+            node = node.get("items", node) if name != path.split(".")[-1] else node
+        node.update(keywords)
+    return fixed
+
+
+@functools.cache
+def _strict_base(model: type[BaseModel]) -> dict[str, Any]:
+    """Built once per answer type: pydantic's schema generation costs about a millisecond a call."""
     schema = model.model_json_schema()
     defs = schema.pop("$defs", {})
 
@@ -71,14 +88,7 @@ def strict_schema(model: type[BaseModel], *, constraints: dict[str, dict[str, An
             return [fix(v) for v in node]
         return node
 
-    fixed = fix(schema)
-    for path, keywords in (constraints or {}).items():
-        node = fixed
-        for name in path.split("."):
-            node = node["properties"][name]
-            node = node.get("items", node) if name != path.split(".")[-1] else node
-        node.update(keywords)
-    return fixed
+    return fix(schema)  # type: ignore[no-any-return]
 
 
 def generate(

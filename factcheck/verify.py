@@ -121,21 +121,54 @@ def judge_document(
 ) -> Judged:
     """Judge against the chunks most related to the statement (all of them when there are at
     most `max_chunks`); the best-supporting chunk decides."""
+    return judge_statements(
+        backend,
+        ledger,
+        usage,
+        [statement],
+        doc,
+        reason=reason,
+        max_chunk_tokens=max_chunk_tokens,
+        max_chunks=max_chunks,
+        threshold=threshold,
+    )[0]
+
+
+def judge_statements(
+    backend: Backend,
+    ledger: Ledger,
+    usage: Usage,
+    statements: list[str],
+    doc: Document,
+    *,
+    reason: bool = False,
+    max_chunk_tokens: int = 1400,
+    max_chunks: int = 4,
+    threshold: float | None = None,
+) -> list[Judged]:
+    """`judge_document` for several statements against one document. The loop runs chunk by chunk,
+    not statement by statement, so a local model evaluates each chunk's prompt prefix once for all
+    statements instead of once per statement and chunk."""
     chunks = chunk(doc.body or doc.sentences, max_tokens=max_chunk_tokens, overlap=1)
-    order = list(range(len(chunks)))
-    if len(chunks) > max_chunks:  # a long page: read the chunks that share most words with the claim
-        words = signals.content_words(statement)
-        order = sorted(order, key=lambda i: -len(words & signals.content_words(" ".join(s.text for s in chunks[i]))))
-        order = sorted(order[:max_chunks])
-    results: list[Judged] = []
-    for index in order:
-        part = chunks[index]
-        judged = judge(backend, ledger, usage, statement, part, reason=reason, threshold=threshold)
-        judged.chunk, judged.chunks = index, len(chunks)
-        results.append(judged)
-        if judged.verdict == "supported":
-            break  # nothing can beat it
-    return max(results, key=lambda j: (_RANK[j.verdict], j.p_supported or 0.0))
+    plans = [_chunks_to_read(statement, chunks, max_chunks) for statement in statements]
+    results: list[list[Judged]] = [[] for _ in statements]
+    for index, part in enumerate(chunks):
+        for i, statement in enumerate(statements):
+            if index not in plans[i] or any(j.verdict == "supported" for j in results[i]):
+                continue  # not a chunk for this statement, or already supported: nothing can beat it
+            judged = judge(backend, ledger, usage, statement, part, reason=reason, threshold=threshold)
+            judged.chunk, judged.chunks = index, len(chunks)
+            results[i].append(judged)
+    return [max(r, key=lambda j: (_RANK[j.verdict], j.p_supported or 0.0)) for r in results]
+
+
+def _chunks_to_read(statement: str, chunks: list[list[Sentence]], max_chunks: int) -> set[int]:
+    """All chunks, or on a long page the `max_chunks` sharing most content words with the statement."""
+    if len(chunks) <= max_chunks:
+        return set(range(len(chunks)))
+    words = signals.content_words(statement)
+    overlap = [len(words & signals.content_words(" ".join(s.text for s in part))) for part in chunks]
+    return set(sorted(range(len(chunks)), key=lambda i: -overlap[i])[:max_chunks])
 
 
 # ---------------------------------------------------------------- the check and consistency commands
@@ -226,10 +259,11 @@ def check_consistency(backend: Backend, ledger: Ledger, article: Document, summa
     from .documents import split_sentences
 
     usage = ledger.stage("consistency")
-    checks = []
-    for s in split_sentences(summary):
-        judged = judge_document(backend, ledger, usage, s.text, article)
-        checks.append(SentenceCheck(s.text, judged.verdict, judged.p_supported, judged.missing or []))
+    texts = [s.text for s in split_sentences(summary)]
+    checks = [
+        SentenceCheck(text, judged.verdict, judged.p_supported, judged.missing or [])
+        for text, judged in zip(texts, judge_statements(backend, ledger, usage, texts, article), strict=True)
+    ]
     probs = [c.p_supported for c in checks if c.p_supported is not None]
     return ConsistencyCheck(
         consistent=all(c.verdict == "supported" for c in checks),

@@ -289,6 +289,24 @@ def test_summarize_json_end_to_end(server: FakeOpenAIServer, article: Path) -> N
     assert KEY not in result.output
 
 
+def test_a_5_mb_article_is_cut_with_a_warning(server: FakeOpenAIServer, tmp_path: Path) -> None:
+    """Hostile size: the report covers the first MAX_CHARS, says it was cut, and every quote holds."""
+    para = "The council met on day {i} and approved {i} million euros for buses, officials said."
+    path = tmp_path / "huge.txt"
+    path.write_text("\n\n".join(para.format(i=i) for i in range(60_000)), encoding="utf-8")
+    assert path.stat().st_size > 5_000_000
+    result = runner.invoke(
+        app, ["summarize", str(path), "--model", "fake-model", "--format", "json", "--style", "sentence"]
+    )
+    assert result.exit_code == 0, (result.output, result.exception)
+    report = Report.model_validate_json(result.stdout)  # the validator re-checks every quote
+    assert "truncated_input" in {w.kind for w in report.warnings}
+    assert 300_000 < len(report.article.text) <= 400_000
+    assert report.claims and all(
+        report.article.text[e.start : e.end] == e.quote for c in report.claims for e in c.evidence
+    )
+
+
 def test_summarize_markdown_to_a_file(server: FakeOpenAIServer, article: Path, tmp_path: Path) -> None:
     out = tmp_path / "out.md"
     result = runner.invoke(

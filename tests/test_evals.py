@@ -100,3 +100,12 @@ def test_dataset_adapters(tmp_path: Path, task: str, row: dict, positive: bool) 
     # Both predicted positive, one gold positive: recall 1, specificity 0.
     if task != "checkworthiness":
         assert result["metrics"]["balanced_accuracy"] == 0.5
+
+
+def test_a_dataset_limit_takes_every_label_in_turn(tmp_path: Path) -> None:
+    path = tmp_path / "sorted.jsonl"
+    labels = ["check_worthy"] * 5 + ["not_check_worthy"] * 5
+    path.write_text("".join(json.dumps({"id": i, "label": label}) + "\n" for i, label in enumerate(labels)))
+    picked = datasets.read(path, limit=4)
+    assert [row["id"] for row in picked] == [0, 5, 1, 6]
+    assert len(datasets.read(path, limit=None)) == 10

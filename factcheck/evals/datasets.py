@@ -22,7 +22,22 @@ def read(path: Path, limit: int | None) -> list[dict[str, Any]]:
         rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     except (OSError, json.JSONDecodeError) as exc:
         raise InputError(f"cannot read dataset {path}: {exc}") from exc
-    return rows[:limit] if limit else rows
+    return spread(rows, limit) if limit else rows
+
+
+def spread(rows: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
+    """The first `limit` items taken in turn from each gold label, so a small run of a file sorted
+    by label still sees every label."""
+    by_label: dict[Any, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_label.setdefault(row.get("label"), []).append(row)
+    queues = list(by_label.values())
+    picked: list[dict[str, Any]] = []
+    while len(picked) < limit and any(queues):
+        for queue in queues:
+            if queue and len(picked) < limit:
+                picked.append(queue.pop(0))
+    return picked
 
 
 def predict(task: Task, item: dict[str, Any], backend: Backend) -> dict[str, Any]:
