@@ -31,6 +31,7 @@ class DraftClaim:
     source: str | None
     type: SourceType
     worthy: bool
+    unworthy_reason: str | None = None
 
 
 def min_claims(n_sentences: int) -> int:
@@ -59,13 +60,16 @@ def extract(backend: Backend, ledger: Ledger, doc: Document, part: list[Sentence
     for c in answer.claims:
         text = c.text.strip() if isinstance(c, WrittenClaim) else doc.sentence(c.n).text
         source = _checked_source(doc, c.n, c.source.strip() or None, unattributed)
+        # The model's flag can only take check-worthiness away: it says "worthy" to nearly anything.
+        not_worthy = signals.not_checkable(text) if c.worthy else "judged opinion, prediction or background"
         drafts.append(
             DraftClaim(
                 text=text,
                 sentences=[c.n],
                 source=source,
                 type=signals.source_type(source, getattr(c, "type", None)),  # type: ignore[arg-type]
-                worthy=c.worthy,
+                worthy=not_worthy is None,
+                unworthy_reason=not_worthy,
             )
         )
     return drafts
@@ -153,7 +157,7 @@ def build(doc: Document, cid: str, d: DraftClaim, opponents: list[str], unattrib
 
 def _worthy_reason(d: DraftClaim) -> str:
     if not d.worthy:
-        return "judged opinion, prediction or background rather than a checkable fact"
+        return d.unworthy_reason or "judged opinion, prediction or background"
     parts = []
     if re.search(r"\d", d.text):
         parts.append("states a specific figure")

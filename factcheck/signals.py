@@ -273,6 +273,43 @@ _AUXILIARIES = {
 }
 
 
+# ---------------------------------------------------------------- check-worthiness
+
+# A 1.5B model calls nearly every sentence check-worthy (ClaimBuster dev sample: balanced accuracy
+# 0.45). What makes a statement checkable is visible in its words: a figure or quantity, a named
+# party, a reported event; what makes it not is a first-person opinion, wish or promise, or a
+# question. These cues decide (README: check-worthiness benchmarks).
+_QUANTITY = re.compile(
+    r"\d|\b(million|billion|trillion|thousand|hundred|percent|half|twice|doubled|tripled|dozens?|"
+    r"one|two|three|four|five|six|seven|eight|nine|ten|first|second|third|last|most|least|majority|"
+    r"every|all|none|no one|nobody)\b",
+    re.I,
+)
+_NAMED = re.compile(r"(?<!^)(?<![.!?]\s)\b[A-Z][a-zA-Z]+")  # a capital inside the sentence
+_EVENT = re.compile(
+    r"\b(was|were|has been|have been|had|did|said|announced|reported|found|rose|fell|increased|"
+    r"decreased|killed|died|voted|passed|signed|cut|raised|lost|won|closed|opened|grew|dropped)\b",
+    re.I,
+)
+_OPINION = re.compile(
+    r"^\s*(I|we)\s+(think|believe|feel|hope|want|will|would|must|should|can|need|am going|are going)\b"
+    r"|\b(I think|I believe|I hope|in my opinion|we must|we should|we need to|we can|we will|let me|"
+    r"let's|thank you)\b|\?\s*$",
+    re.I,
+)
+
+
+def not_checkable(text: str) -> str | None:
+    """Why a statement is not worth checking, or None when it is."""
+    if _OPINION.search(text):
+        return "a first-person opinion, wish or promise, or a question"
+    if len(text.split()) < 6:
+        return "too short to state a checkable fact"
+    if not (_QUANTITY.search(text) or _NAMED.search(text) or _EVENT.search(text)):
+        return "no figure, named party or reported event to check"
+    return None
+
+
 # ---------------------------------------------------------------- details a statement adds
 
 _NUMBER = re.compile(r"\b\d[\d,]*(?:\.\d+)?\b")

@@ -275,3 +275,21 @@ def test_overlap() -> None:
         "The port refused talks with unions", "the port refused all talks"
     ) == pytest.approx(0.6)
     assert signals.overlap("", "anything") == 0.0
+
+
+@pytest.mark.parametrize(
+    "text, checkable",
+    [
+        ("The union said 2,400 of its members joined the strike on Monday.", True),
+        ("Unemployment fell to four percent in the last year of the programme.", True),
+        ("The port authority denied that it had refused talks with the union.", True),
+        ("Officials closed the bridge after inspectors found cracks in its deck.", True),
+        ("I think we can do much better for the families of this country.", False),
+        ("We will work together and solve these problems together.", False),
+        ("Who is going to pay for all of these promises in the end?", False),
+        ("There's no question about that.", False),
+        ("It is a matter of values and of character for us here.", False),
+    ],
+)
+def test_not_checkable(text: str, checkable: bool) -> None:
+    assert (signals.not_checkable(text) is None) is checkable
