@@ -134,7 +134,7 @@ def summarize(
 
 @app.command()
 def check(
-    claim: Annotated[str | None, typer.Option("--claim", help="the claim to check")] = None,
+    claim: Annotated[list[str] | None, typer.Option("--claim", help="a claim to check (repeat for several)")] = None,
     evidence: Annotated[list[str] | None, typer.Option("--evidence", help="evidence file or URL (repeat)")] = None,
     input: Annotated[Path | None, typer.Option("--input", help="JSONL of {id, claim, document}")] = None,
     fmt: Annotated[Fmt | None, typer.Option("--format", "-f", help="rich or json")] = None,
@@ -146,15 +146,17 @@ def check(
     model_path: ModelPathArg = None,
     no_cache: NoCacheArg = False,
 ) -> None:
-    """Check a claim against evidence: supported, contradicted or not_enough_info.
+    """Check claims against evidence: supported, contradicted or not_enough_info.
 
     Example: factcheck check --claim "The port lost 3 million euros a day" --evidence article.txt
+
+    Several --claim give one verdict each (a JSON list with --format json).
     """
     from . import documents
     from .structured import Ledger
     from .verify import check_claim
 
-    if input is None and (claim is None or not evidence):
+    if input is None and (not claim or not evidence):
         raise typer.BadParameter("give --claim and --evidence, or --input items.jsonl")
     if input is not None:
         from .jsonl import read_items
@@ -171,8 +173,8 @@ def check(
         return
     docs = [documents.load(path) for path in evidence or []]
     llm = _open(backend, model, base_url, model_path, no_cache)
-    result = check_claim(llm, Ledger(), claim or "", docs, explain=explain)
-    _show(_line(result, {}), fmt, output)
+    results = [_line(check_claim(llm, Ledger(), text, docs, explain=explain), {"claim": text}) for text in claim or []]
+    _show(results[0] if len(results) == 1 else results, fmt, output)
 
 
 @app.command()
@@ -220,7 +222,8 @@ def _line(result, item: dict) -> dict:  # type: ignore[no-untyped-def,type-arg]
     """A check result as a JSON-ready dict, carrying the item's gold label so a benchmark can score it."""
     from dataclasses import asdict
 
-    out = asdict(result)
+    out = {"claim": item["claim"]} if "claim" in item else {}
+    out.update(asdict(result))
     if "evidence" in out:
         out["evidence"] = [e.model_dump() for e in result.evidence]
     if "label" in item:
@@ -241,16 +244,19 @@ def _run_jsonl(items: list, work, output: Path | None, label: str) -> None:  # t
         raise typer.Exit(1)
 
 
-def _show(result: dict, fmt: Fmt | None, output: Path | None) -> None:  # type: ignore[type-arg]
-    if (fmt or _default_format(None, output)) == Fmt.rich:
-        lines = [f"{k}: {v}" for k, v in result.items() if k not in ("evidence", "sentences")]
-        for e in result.get("evidence", []):
-            lines.append(f"  [{e['sentence']}] {e['quote']}")
-        for s in result.get("sentences", []):
-            lines.append(f"  {s['verdict']:16} {s['p_supported']}  {s['sentence']}")
-        _write("\n".join(lines), output)
-    else:
+def _show(result: dict | list[dict], fmt: Fmt | None, output: Path | None) -> None:  # type: ignore[type-arg]
+    if (fmt or _default_format(None, output)) != Fmt.rich:
         _write(json.dumps(result, indent=2, ensure_ascii=False), output)
+        return
+    blocks = []
+    for one in result if isinstance(result, list) else [result]:
+        lines = [f"{k}: {v}" for k, v in one.items() if k not in ("evidence", "sentences")]
+        for e in one.get("evidence", []):
+            lines.append(f"  [{e['sentence']}] {e['quote']}")
+        for s in one.get("sentences", []):
+            lines.append(f"  {s['verdict']:16} {s['p_supported']}  {s['sentence']}")
+        blocks.append("\n".join(lines))
+    _write("\n\n".join(blocks), output)
 
 
 @app.command()

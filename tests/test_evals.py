@@ -10,6 +10,7 @@ from conftest import FakeBackend, probs_for
 
 from factcheck import documents, pipeline
 from factcheck.evals import datasets, scorers, suite
+from factcheck.schemas import CounterClaim
 
 EVALS = Path(__file__).resolve().parents[1] / "evals"
 
@@ -48,6 +49,24 @@ def test_scorer_matches_claims_by_their_evidence_and_words() -> None:
     assert m["claim_recall"] > 0.5
     assert 0 < m["claim_precision"] <= 1
     assert m["grounding_rate"] == 1.0
+
+
+def test_counter_claims_match_gold_pairs_by_place_in_the_article() -> None:
+    label = _label("varno-flood-toll")
+    doc = documents.load(str(EVALS / "fixtures" / label["article"]))
+    report = pipeline.summarize(doc, FakeBackend())
+    quotes = {g["id"]: g["quote"] for g in label["claims"]}
+    pair = label["counter_claims"][0]
+
+    def claim_holding(quote: str) -> str:
+        return next(c.id for c in report.claims if any(quote in doc.text[e.start : e.end] for e in c.evidence))
+
+    a, b = claim_holding(quotes[pair["a"]]), claim_holding(quotes[pair["b"]])
+    link = CounterClaim(claim=b, counter=a, relation="contradicts", sentences=[])  # either way round
+    report.counter_claims = [link]
+    assert scorers.match_counter_claims(report, label) == [(0, 0)]
+    report.counter_claims = [link.model_copy(update={"counter": b, "claim": b})]  # one side wrong
+    assert scorers.match_counter_claims(report, label) == []
 
 
 def test_similarity_tolerates_paraphrase_and_inflection() -> None:

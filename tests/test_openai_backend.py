@@ -330,12 +330,25 @@ def test_classify_without_logprobs_returns_none_and_stops_asking(server: FakeOpe
     assert len(server.requests) == 1
 
 
-def test_classify_rejected_returns_none(server: FakeOpenAIServer) -> None:
-    server.queue(Reply(status=400, error_message="logprobs not supported"))
+def test_classify_rejected_in_both_forms_returns_none_and_stops_asking(server: FakeOpenAIServer) -> None:
+    server.queue(*[Reply(status=400, error_message="logprobs not supported")] * 2)
     backend = make(server)
     assert backend.classify(MESSAGES, prefix='{"verdict": "', options=OPTIONS) is None
     assert backend.classify(MESSAGES, prefix='{"verdict": "', options=OPTIONS) is None
-    assert len(server.requests) == 1
+    assert [r["response_format"]["type"] for r in server.requests] == ["json_schema", "json_object"]
+
+
+def test_classify_falls_back_to_json_object_when_json_schema_is_rejected(server: FakeOpenAIServer) -> None:
+    """llama-cpp-python's server answers json_schema with a 500 naming response_format."""
+    body = _logprob_body([("supported", [("supported", 0.7), ("contr", 0.2), ("not", 0.1)])])
+    rejected = Reply(status=500, error_message="Input should be 'text' or 'json_object' (response_format.type)")
+    server.queue(rejected, Reply(raw_body=body), Reply(raw_body=body))
+    backend = make(server)
+    first = backend.classify(MESSAGES, prefix='{"verdict": "', options=OPTIONS)
+    assert first == pytest.approx({"supported": 0.7, "contradicted": 0.2, "not_mentioned": 0.1})
+    assert backend.mode == "json_object"  # remembered: the next call goes straight to the form that works
+    assert backend.classify(MESSAGES, prefix='{"verdict": "', options=OPTIONS) is not None
+    assert [r["response_format"]["type"] for r in server.requests] == ["json_schema", "json_object", "json_object"]
 
 
 def test_classify_auth_error_is_raised(server: FakeOpenAIServer) -> None:

@@ -141,22 +141,29 @@ class OpenAIBackend:
             "required": [key],
             "additionalProperties": False,
         }
-        try:
-            response = self._create(
-                messages=messages,
-                response_format=_json_schema_format(schema, "Choice")
-                if self.mode != "json_object"
-                else {"type": "json_object", "schema": schema},
-                max_tokens=12,
-                temperature=0.0,
-                logprobs=True,
-                top_logprobs=10,
-            )
-        except (openai.BadRequestError, openai.UnprocessableEntityError, openai.InternalServerError):
-            self._logprobs = False
-            return None
-        except openai.APIError as exc:
-            raise self._error(exc) from exc
+        json_object = {"type": "json_object", "schema": schema}
+        forms = [json_object] if self.mode == "json_object" else [_json_schema_format(schema, "Choice")]
+        if self.mode == "auto":
+            forms.append(json_object)  # for servers that reject json_schema (llama-cpp-python's)
+        for fmt in forms:
+            try:
+                response = self._create(
+                    messages=messages,
+                    response_format=fmt,
+                    max_tokens=12,
+                    temperature=0.0,
+                    logprobs=True,
+                    top_logprobs=10,
+                )
+                break
+            except (openai.BadRequestError, openai.UnprocessableEntityError, openai.InternalServerError) as exc:
+                if fmt is json_object or not _rejects_schema(exc):
+                    self._logprobs = False  # no logprobs here (or no such request): generate instead
+                    return None
+            except openai.APIError as exc:
+                raise self._error(exc) from exc
+        if fmt is json_object and self.mode == "auto":
+            self.mode = "json_object"  # that form has now worked
         usage = response.usage
         self._tls.usage = (usage.prompt_tokens, usage.completion_tokens) if usage else None
         choice = response.choices[0] if response.choices else None

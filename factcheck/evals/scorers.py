@@ -100,6 +100,36 @@ def align(report: Report, label: dict[str, Any]) -> list[tuple[int, int, float]]
     return pairs
 
 
+def _covers(spans: list[tuple[int, int]], quote: tuple[int, int] | None) -> bool:
+    """At least half of the quote lies inside the spans (the rule `align` uses too)."""
+    if quote is None:
+        return False
+    inside = sum(max(0, min(e, quote[1]) - max(s, quote[0])) for s, e in spans)
+    return inside >= 0.5 * max(1, quote[1] - quote[0])
+
+
+def match_counter_claims(report: Report, label: dict[str, Any]) -> list[tuple[int, int]]:
+    """One-to-one (predicted link, gold pair) matches, judged by where the two sides are in the
+    article: a link matches a gold pair when its two claims' evidence covers the pair's two quotes
+    (either way round). By place rather than through the claim alignment, because one article
+    sentence often holds two gold claims while the alignment gives each predicted claim one."""
+    text = report.article.text
+    spans = {c.id: [(e.start, e.end) for e in c.evidence] for c in report.claims}
+    quote = {g["id"]: _quote_span(text, g.get("quote") or "") for g in label["claims"]}
+    matches, used = [], set()
+    for i, link in enumerate(report.counter_claims):
+        a, b = spans.get(link.claim, []), spans.get(link.counter, [])
+        for j, pair in enumerate(label["counter_claims"]):
+            qa, qb = quote.get(pair["a"]), quote.get(pair["b"])
+            if j not in used and (
+                (_covers(a, qa) and _covers(b, qb)) or (_covers(a, qb) and _covers(b, qa))
+            ):
+                matches.append((i, j))
+                used.add(j)
+                break
+    return matches
+
+
 def score(report: Report | None, label: dict[str, Any], error: str | None = None) -> Scores:
     s = Scores()
     s.add("gold_claims", len(label["claims"]))
@@ -116,7 +146,6 @@ def score(report: Report | None, label: dict[str, Any], error: str | None = None
 
     pairs = align(report, label)
     s.add("matched_claims", len(pairs))
-    gold_of = {i: j for i, j, _ in pairs}
     for i, j, _ in pairs:
         claim, gold = report.claims[i], label["claims"][j]
         gold_name = gold["source"]["name"]
@@ -130,16 +159,9 @@ def score(report: Report | None, label: dict[str, Any], error: str | None = None
         s.add("uncertainty_correct", claim.uncertainty.level == gold["uncertainty"])
         s.add("check_worthy_correct", claim.check_worthy.value == gold["check_worthy"])
 
-    gold_ids = [g["id"] for g in label["claims"]]
-    index = {c.id: i for i, c in enumerate(report.claims)}
-    predicted_pairs = set()
-    for link in report.counter_claims:
-        a, b = gold_of.get(index.get(link.claim, -1)), gold_of.get(index.get(link.counter, -1))
-        predicted_pairs.add(frozenset((gold_ids[a], gold_ids[b])) if a is not None and b is not None else None)
-    gold_pairs = {frozenset((p["a"], p["b"])) for p in label["counter_claims"]}
     s.add("predicted_counter", len(report.counter_claims))
-    s.add("gold_counter", len(gold_pairs))
-    s.add("matched_counter", len(gold_pairs & {p for p in predicted_pairs if p}))
+    s.add("gold_counter", len(label["counter_claims"]))
+    s.add("matched_counter", len(match_counter_claims(report, label)))
 
     summary = report.summary.text
     for point in label["key_points"]:
