@@ -15,6 +15,7 @@ from . import signals
 from .answers import Judgement, ReasonedJudgement
 from .backends.base import Backend, Message
 from .documents import Document, Sentence, chunk
+from .errors import InputError
 from .prompts import render
 from .schemas import Evidence, Usage, Verdict
 from .structured import Ledger, generate
@@ -260,6 +261,8 @@ def check_consistency(backend: Backend, ledger: Ledger, article: Document, summa
 
     usage = ledger.stage("consistency")
     texts = [s.text for s in split_sentences(summary)]
+    if not texts:
+        raise InputError("the summary is empty: there is nothing to check")
     checks = [
         SentenceCheck(text, judged.verdict, judged.p_supported, judged.missing or [])
         for text, judged in zip(texts, judge_statements(backend, ledger, usage, texts, article), strict=True)
