@@ -192,7 +192,7 @@ def heavy_imports(top: int = 12) -> list[tuple[int, str]]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--latency", type=float, default=0.2, help="server seconds per call")
-    parser.add_argument("--seconds", type=float, default=8.0, help="target duration of each throughput run")
+    parser.add_argument("--seconds", type=float, default=20.0, help="target duration of each throughput run")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="factcheck-bench-"))
 

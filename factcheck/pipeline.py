@@ -11,7 +11,7 @@ from .answers import SummaryAnswer
 from .backends.base import Backend
 from .claims import DraftClaim, Style
 from .costs import cost
-from .documents import Document, Sentence, chunk, estimate_tokens, split_sentences
+from .documents import Document, Sentence, chunk, estimate_tokens
 from .prompts import render
 from .schemas import (
     Article,
@@ -56,9 +56,9 @@ def summarize(doc: Document, backend: Backend, options: Options | None = None) -
     warnings = _warnings(doc, quoted)
     summary = Summary(text="", key_points=[])
     if drafts:
-        summary = _summarise(backend, ledger, context, drafts, ids, options)
+        summary, parts = _summarise(backend, ledger, context, drafts, ids, options)
         if options.self_check:
-            summary = _self_check(backend, ledger, quoted, context, summary, warnings)
+            summary = _self_check(backend, ledger, quoted, context, summary, parts, warnings)
     if doc.title and body and options.check_headline:
         verdict = judge(backend, ledger, ledger.stage("headline"), doc.title, context).verdict
         if verdict != "supported":
@@ -129,7 +129,8 @@ def _summarise(
     drafts: list[DraftClaim],
     ids: list[str],
     options: Options,
-) -> Summary:
+) -> tuple[Summary, list[str]]:
+    """The summary, and the sentences the model wrote it in (what the self-check judges)."""
     n_sentences = 2 if len(context) < 6 else 3
     task = render("summary.j2", sentences=n_sentences, words_each=max(8, options.summary_words // n_sentences))
     ledger.prompts[task.name] = task.hash
@@ -143,10 +144,12 @@ def _summarise(
     )
     claim_of = {n: i for i, d in enumerate(drafts) for n in d.sentences}
     key = [claim_of[n] for n in dict.fromkeys(answer.key) if n in claim_of]
-    return Summary(
-        text=" ".join(s.strip() for s in answer.sentences if s.strip()),
+    parts = [s.strip() for s in answer.sentences if s.strip()]
+    summary = Summary(
+        text=" ".join(parts),
         key_points=[KeyPoint(text=drafts[k].text, claims=[ids[k]]) for k in dict.fromkeys(key)],
     )
+    return summary, parts
 
 
 def _self_check(
@@ -155,6 +158,7 @@ def _self_check(
     quoted: list[Sentence],
     context: list[Sentence],
     summary: Summary,
+    parts: list[str],
     warnings: list[Warning],
 ) -> Summary:
     """Judge each summary sentence against the article; drop what the article does not support,
@@ -163,10 +167,10 @@ def _self_check(
     quotes = [s.text for s in quoted]
     kept: list[str] = []
     revisions: list[SummaryRevision] = []
-    for s in split_sentences(summary.text):
+    for text in parts:
         action: Literal["dropped", "kept"]
-        echoed = next((q for q in quotes if signals.overlap(s.text, q) >= 0.6), None)
-        judged = judge(backend, ledger, usage, s.text, context)
+        echoed = next((q for q in quotes if signals.overlap(text, q) >= 0.6), None)
+        judged = judge(backend, ledger, usage, text, context)
         if echoed:
             action, reason = "dropped", "restates an unattributed quote as fact"
         elif judged.verdict != "supported":
@@ -179,9 +183,9 @@ def _self_check(
                 "kept",
                 f"P(supported) = {judged.p_supported}" if judged.p_supported is not None else "supported",
             )
-        revisions.append(SummaryRevision(sentence=s.text, verdict=judged.verdict, action=action, reason=reason))
+        revisions.append(SummaryRevision(sentence=text, verdict=judged.verdict, action=action, reason=reason))
         if action == "kept":
-            kept.append(s.text)
+            kept.append(text)
     dropped = len(revisions) - len(kept)
     if dropped:
         warnings.append(

@@ -49,17 +49,24 @@ def strict_schema(model: type[BaseModel], *, constraints: dict[str, dict[str, An
     minimum number of items or the sentence numbers that exist, so the grammar itself rules out
     what the validator would otherwise have to send back.
     """
-    fixed = _strict_base(model)
-    if not constraints:
-        return fixed  # shared and cached: read, never modified
-    fixed = copy.deepcopy(fixed)
-    for path, keywords in constraints.items():
-        node = fixed
-        for name in path.split("."):
-            node = node["properties"][name]
-            node = node.get("items", node) if name != path.split(".")[-1] else node
-        node.update(keywords)
+    fixed = _strict_base(model)  # shared and cached: copied along a path before any change
+    for path, keywords in (constraints or {}).items():
+        fixed = _with_keywords(fixed, path.split("."), keywords)
     return fixed
+
+
+def _with_keywords(node: dict[str, Any], names: list[str], keywords: dict[str, Any]) -> dict[str, Any]:
+    """A copy of `node` with `keywords` added at the property path `names` (through array items);
+    only the nodes on the path are copied."""
+    if not names:
+        return {**node, **keywords}
+    name, rest = names[0], names[1:]
+    child = node["properties"][name]
+    if rest and "items" in child:  # a list of objects: the path goes on inside its items
+        child = {**child, "items": _with_keywords(child["items"], rest, keywords)}
+    else:
+        child = _with_keywords(child, rest, keywords)
+    return {**node, "properties": {**node["properties"], name: child}}
 
 
 @functools.cache
