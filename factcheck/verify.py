@@ -9,6 +9,7 @@ and the best-supporting chunk decides, so it never has to fit one prompt.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 from . import signals
@@ -16,7 +17,7 @@ from .answers import Judgement, ReasonedJudgement
 from .backends.base import Backend, Message
 from .documents import Document, Sentence, chunk
 from .errors import InputError
-from .prompts import render
+from .prompts import Rendered, render
 from .schemas import Evidence, Usage, Verdict
 from .structured import Ledger, generate
 
@@ -48,7 +49,7 @@ class Judged:
 def article_messages(sentences: list[Sentence], task: str, ledger: Ledger) -> list[Message]:
     """The shared prompt prefix (numbered article) plus one task. The prefix is identical across
     tasks on the same text, so a local model evaluates it once and reuses its cache."""
-    system = render("article.j2", sentences=sentences)
+    system = _article_prompt(tuple(sentences))
     ledger.prompts[system.name] = system.hash
     return [{"role": "system", "content": system.text}, {"role": "user", "content": task}]
 
@@ -103,6 +104,12 @@ def judge(
         missing=missing,
         read=sentences,
     )
+
+
+@functools.lru_cache(maxsize=32)
+def _article_prompt(sentences: tuple[Sentence, ...]) -> Rendered:
+    """Rendered once per text: every stage of an article sends the same prefix."""
+    return render("article.j2", sentences=sentences)
 
 
 _RANK = {"supported": 2, "contradicted": 1, "not_enough_info": 0}
