@@ -67,7 +67,7 @@ def extract(backend: Backend, ledger: Ledger, doc: Document, part: list[Sentence
                 text=text,
                 sentences=[c.n],
                 source=source,
-                type=signals.source_type(source, getattr(c, "type", None)),  # type: ignore[arg-type]
+                type=signals.source_type(source, getattr(c, "type", None), doc.sentence(c.n).text),  # type: ignore[arg-type]
                 worthy=not_worthy is None,
                 unworthy_reason=not_worthy,
             )

@@ -184,19 +184,37 @@ _ORGANIZATION = re.compile(
 )
 
 
-def source_type(name: str | None, guess: str | None = None) -> str:
-    """Keyword rules where the name says it plainly; the model's guess, if any, otherwise."""
+def source_type(name: str | None, guess: str | None = None, sentence: str = "") -> str:
+    """The capacity a source speaks in. Keyword rules where the name says it plainly; then the
+    role the sentence gives a named person ("Finance Minister Ana Ruiz", "Ana Ruiz, the council's
+    finance director,"); then the model's guess, if any; else a private person."""
     if not name:
         return "unattributed"
-    if _MEDIA.search(name):
-        return "media"
-    if _DOCUMENT.search(name) and not _GOVERNMENT.search(name):
-        return "document"
-    if _GOVERNMENT.search(name):
-        return "government"
-    if _ORGANIZATION.search(name):
-        return "organization"
+    for text in (name, _role(name, sentence)):
+        if _MEDIA.search(text):
+            return "media"
+        if _DOCUMENT.search(text) and not _GOVERNMENT.search(text):
+            return "document"
+        if _GOVERNMENT.search(text):
+            return "government"
+        if _ORGANIZATION.search(text):
+            return "organization"
     return guess if guess and guess != "unattributed" else "person"
+
+
+def _role(name: str, sentence: str) -> str:
+    """The words that give a named person's role: a title just before the name ("Finance Minister
+    Ana Ruiz"), a phrase set off before it ("The council's finance director, Ana Ruiz,") or an
+    appositive after it ("Ana Ruiz, the council's finance director,")."""
+    words = _name_words(name)
+    first = re.search(r"\b" + re.escape(words[0]), sentence, re.I) if words else None
+    last = re.search(r"\b" + re.escape(words[-1]) + r"[\w’']*", sentence, re.I) if words else None
+    if not first or not last:
+        return ""
+    before = sentence[: first.start()].rstrip()
+    role = " ".join(before[:-1].split(",")[-1].split()[-5:]) if before.endswith(",") else " ".join(before.split()[-3:])
+    after = re.match(r"\s*,([^,]{3,80}),", sentence[last.end() :])
+    return f"{role} {after.group(1) if after else ''}"
 
 
 def _name_words(name: str) -> list[str]:

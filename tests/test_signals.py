@@ -293,3 +293,18 @@ def test_overlap() -> None:
 )
 def test_not_checkable(text: str, checkable: bool) -> None:
     assert (signals.not_checkable(text) is None) is checkable
+
+
+@pytest.mark.parametrize(
+    "name, sentence, kind",
+    [
+        ("Ana Ruiz", "Finance Minister Ana Ruiz said the deficit would shrink.", "government"),
+        ("Ana Ruiz", "The council's finance director, Ana Ruiz, told councillors the gap was real.", "government"),
+        ("Ana Ruiz", "Ana Ruiz, a spokeswoman for the port authority, said talks would resume.", "government"),
+        ("Ana Ruiz", "Union leader Ana Ruiz said members would strike.", "organization"),
+        ("Ana Ruiz", "Ana Ruiz, a retired teacher from Lyon, said she was afraid.", "person"),
+        ("Ana Ruiz", "Ana Ruiz said the council had lied to residents.", "person"),  # "council" is not her role
+    ],
+)
+def test_source_type_reads_the_role_the_sentence_gives(name: str, sentence: str, kind: str) -> None:
+    assert signals.source_type(name, None, sentence) == kind
