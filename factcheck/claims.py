@@ -83,7 +83,7 @@ def _checked_source(doc: Document, n: int, named: str | None, unattributed: set[
     previous = doc.sentence(n - 1).text if n > 1 else ""
     if named and signals.grounded_source(named, sentence, previous):
         return named
-    return signals.speaker(sentence)
+    return signals.speaker_in_context(sentence, previous)
 
 
 def _words(text: str) -> set[str]:

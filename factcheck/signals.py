@@ -233,6 +233,14 @@ def name_in(name: str, text: str) -> bool:
     )
 
 
+def speaker_in_context(sentence: str, previous: str) -> str | None:
+    """speaker(sentence); for "she said" / "he added", the speaker the sentence before names."""
+    found = speaker(sentence)
+    if found is None and _PRONOUN_CUE.search(_QUOTE.sub(" ", sentence)):
+        found = speaker(previous)
+    return found
+
+
 def grounded_source(name: str | None, sentence: str, previous: str) -> bool:
     """A source the model names must appear in the sentence, or in the previous one when this
     sentence only says "he said": the model's attribution is data to check, not to trust."""
@@ -255,6 +263,17 @@ def speaker(sentence: str) -> str | None:
     m = _CUE_RE.search(plain)
     if not m:
         return None
+    subject = plain[: m.start()].rstrip()
+    if not subject.strip(" ,.;:“”\"'"):  # inverted: “…,” said Chief Executive Ana Ruiz
+        return _name_after(plain[m.end() :])
+    if subject.endswith(","):  # set off by commas: "Its chair, Ana Ruiz, said" / "Ana Ruiz, a lawyer, said"
+        parts = [p for p in subject[:-1].split(",")[-3:] if p.strip()]
+        for part in reversed(parts):
+            name = _trailing_name(part.split())
+            if name:
+                return name
+        plain = ",".join(p for p in parts if not re.match(r"\s*(who|which|that)\b", p))
+        m = re.search(r"$", plain)
     before = re.split(r"[,;:“”\"]|\b(?:which|that|who|but)\b", plain[: m.start()])[-1]
     words = before.split()[-7:]
     while words and words[-1].lower() in _AUXILIARIES:
@@ -269,6 +288,36 @@ def speaker(sentence: str) -> str | None:
     if len(run) >= 2 or (run and len(run) == len(words)):
         return " ".join(run)
     return " ".join(words[-3:])  # a common noun phrase: "Russia's defence ministry", "police"
+
+
+def _trailing_name(words: list[str]) -> str | None:
+    """A run of two or more capitalised words at the end: "Its chair, Ana Ruiz" -> "Ana Ruiz"."""
+    run: list[str] = []
+    for w in reversed(words):
+        if not (w[:1].isupper() or (run and w.lower() in ("of", "and", "for", "de", "al"))):
+            break
+        run.insert(0, w)
+    return " ".join(run) if len(run) >= 2 else None
+
+
+def _bare(word: str) -> str:
+    return re.split(r"[’']", word.strip(",.;:"))[0]
+
+
+def _name_after(text: str) -> str | None:
+    """The name after an inverted cue: "said the company's director, Ana Ruiz." -> "Ana Ruiz"."""
+    words = text.split()[:12]
+    start = next((i for i, w in enumerate(words) if w[:1].isupper() and _bare(w) not in _NOT_NAMES), None)
+    if start is None or start > 6:
+        return None
+    run: list[str] = []
+    for w in words[start:]:
+        if not (w[:1].isupper() or (run and w.lower() in ("of", "and", "for", "de", "al"))):
+            break
+        run.append(w.rstrip(",.;:"))
+        if w[-1] in ",.;:":
+            break
+    return " ".join(run) or None
 
 
 _AUXILIARIES = {

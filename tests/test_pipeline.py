@@ -101,7 +101,8 @@ def test_report_validates_and_quotes_are_verbatim(report: Report) -> None:
 def test_claim_sources_and_uncertainty(report: Report) -> None:
     claims = by_sentence(report)
     assert claims[2].source.name == "Westhaven Port Authority"
-    assert claims[5].source.name == "Maria Okafor" and claims[5].source.type == "person"
+    # "Union leader Maria Okafor": she speaks for the union (evals/LABELLING.md: type is capacity).
+    assert claims[5].source.name == "Maria Okafor" and claims[5].source.type == "organization"
     assert claims[5].source.cue == "said"
     assert claims[6].source.name == "The port authority" and claims[6].source.cue == "denied"
     # The unattributed quote: nobody, whatever the model said, and high uncertainty.

@@ -308,3 +308,25 @@ def test_not_checkable(text: str, checkable: bool) -> None:
 )
 def test_source_type_reads_the_role_the_sentence_gives(name: str, sentence: str, kind: str) -> None:
     assert signals.source_type(name, None, sentence) == kind
+
+
+@pytest.mark.parametrize(
+    ("sentence", "who"),
+    [
+        ("Its finance spokesman, Callum Reyes, said the shortfall was smaller.", "Callum Reyes"),
+        ("Dr. Ana Ruiz, a virologist not involved in the trial, said the result might be real.", "Dr. Ana Ruiz"),
+        ("Friends of Kilnworth Library, a volunteer group, said it was wrong.", "Friends of Kilnworth Library"),
+        ("A senior officer, who asked not to be named, told reporters a list existed.", "A senior officer"),
+        ("“It is a proud day,” said Chief Executive Ana Ruiz, the founder's heir.", "Chief Executive Ana Ruiz"),
+        ("“This will be hard,” said the company's managing director, Neil Farrant.", "Neil Farrant"),
+        ("“It is over,” said Monday's statement from the club.", None),
+    ],
+)
+def test_speaker_set_off_by_commas_or_after_the_cue(sentence: str, who: str | None) -> None:
+    assert signals.speaker(sentence) == who
+
+
+def test_a_pronoun_cue_takes_the_speaker_named_just_before() -> None:
+    previous = "Union leader Maria Okafor said the port had refused talks."
+    assert signals.speaker_in_context("She added that members would strike again.", previous) == "Maria Okafor"
+    assert signals.speaker_in_context("The port reopened.", previous) is None
