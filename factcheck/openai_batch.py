@@ -11,14 +11,15 @@ model and options then finds stage 1 in the cache and only makes the later, smal
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import FactcheckError, InputError
+from .errors import ConfigError, FactcheckError, InputError
 from .inputs import collect_inputs, load_item
 
 if TYPE_CHECKING:
@@ -42,9 +43,9 @@ class _Recorder:
 
     name = "openai"
 
-    def __init__(self, model: str):
+    def __init__(self, model: str, base_url: str | None = None):
         self.model = model
-        self.base_url = None
+        self.base_url = base_url  # part of the cache key: the server the live run will call
 
     def complete(
         self,
@@ -129,20 +130,39 @@ def _client(client: Any = None) -> Any:
         return client
     import openai
 
-    return openai.OpenAI()
+    try:
+        return openai.OpenAI()
+    except openai.OpenAIError as exc:  # no API key
+        raise ConfigError(f"the OpenAI Batch API needs a client: {exc}") from exc
+
+
+@contextlib.contextmanager
+def _api_errors() -> Iterator[None]:
+    """The SDK's errors as this tool's one-line errors (no traceback, no key)."""
+    import openai
+
+    from .backends.openai_compat import _backend_error
+
+    try:
+        yield
+    except openai.APIError as exc:
+        raise _backend_error(exc, os.environ.get("OPENAI_BASE_URL")) from exc
 
 
 def submit_openai_batch(request_file: Path, *, client: Any = None) -> str:
     """Upload the request file and start a batch (24 h window); returns the batch id."""
     client = _client(client)
-    with request_file.open("rb") as handle:
+    with request_file.open("rb") as handle, _api_errors():
         uploaded = client.files.create(file=handle, purpose="batch")
-    batch = client.batches.create(input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h")
+        batch = client.batches.create(
+            input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
+        )
     return str(batch.id)
 
 
 def openai_batch_status(batch_id: str, *, client: Any = None) -> str:
-    batch = _client(client).batches.retrieve(batch_id)
+    with _api_errors():
+        batch = _client(client).batches.retrieve(batch_id)
     counts = getattr(batch, "request_counts", None)
     done = f" ({counts.completed}/{counts.total} done, {counts.failed} failed)" if counts else ""
     return f"{batch.status}{done}"
@@ -152,14 +172,19 @@ def collect_openai_batch(
     batch_id: str, request_file: Path, *, client: Any = None, cache_path: Path | None = None
 ) -> tuple[int, int]:
     """Store a finished batch's answers in the response cache, keyed as the live pipeline will
-    look them up (OpenAI back end, api.openai.com, same model, messages and schema). Returns
-    (stored, not stored: errors, refusals, truncated or invalid answers)."""
+    look them up (OpenAI back end, the same server: OPENAI_BASE_URL or api.openai.com, same model,
+    messages and schema). Returns (stored, not stored: errors, refusals, truncated or invalid
+    answers)."""
     from .backends.base import Completion
     from .backends.cache import CachedBackend
 
+    # The live run keys its cache by OPENAI_BASE_URL as given (backends.choose()), not as the SDK
+    # normalises it (https://host:443/v1 -> https://host/v1), so read the variable itself.
+    base_url = (os.environ.get("OPENAI_BASE_URL") or None) if client is None else getattr(client, "base_url", None)
     client = _client(client)
-    batch = client.batches.retrieve(batch_id)
-    if batch.status != "completed" or not batch.output_file_id:
+    with _api_errors():
+        batch = client.batches.retrieve(batch_id)
+    if batch.status != "completed":
         raise InputError(f"batch {batch_id} is {batch.status}, not completed: nothing to collect yet")
     bodies = {}
     with request_file.open(encoding="utf-8") as handle:
@@ -167,8 +192,13 @@ def collect_openai_batch(
             if line.strip():
                 request = json.loads(line)
                 bodies[request["custom_id"]] = request["body"]
-    content = client.files.content(batch.output_file_id)
-    text = content.text if hasattr(content, "text") else content.read().decode("utf-8")
+    # Answers are in the output file; failed requests only in the error file (either may be absent).
+    text = ""
+    for file_id in (batch.output_file_id, getattr(batch, "error_file_id", None)):
+        if file_id:
+            with _api_errors():
+                content = client.files.content(file_id)
+            text += (content.text if hasattr(content, "text") else content.read().decode("utf-8")) + "\n"
     stored = skipped = 0
     caches: dict[str, CachedBackend] = {}
     try:
@@ -193,7 +223,8 @@ def collect_openai_batch(
             )
             model = body["model"]
             if model not in caches:
-                caches[model] = CachedBackend(_Recorder(model), cache_path)  # type: ignore[arg-type]
+                recorder = _Recorder(model, str(base_url) if base_url else None)
+                caches[model] = CachedBackend(recorder, cache_path)  # type: ignore[arg-type]
             if caches[model].store(
                 body["messages"],
                 completion,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import random
+import re
 import socket
 import sys
 import threading
@@ -168,7 +169,10 @@ class _Handler(BaseHTTPRequestHandler):
     # -- routes ----------------------------------------------------------
 
     def do_GET(self) -> None:
-        if urlsplit(self.path).path.rstrip("/") == "/v1/models":
+        path = urlsplit(self.path).path.rstrip("/")
+        if path.startswith(("/v1/files/", "/v1/batches/")):
+            self._batch_api(path, b"")
+        elif path == "/v1/models":
             self._send_json(
                 200,
                 {
@@ -181,7 +185,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         raw = self._read_body()
-        if urlsplit(self.path).path.rstrip("/") != "/v1/chat/completions":
+        path = urlsplit(self.path).path.rstrip("/")
+        if path in ("/v1/files", "/v1/batches"):
+            self._batch_api(path, raw)
+            return
+        if path != "/v1/chat/completions":
             self._not_found()
             return
         fake = self.server.fake
@@ -220,6 +228,22 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send(reply.status, body, reply.headers)
 
+    def _batch_api(self, path: str, raw: bytes) -> None:
+        """The Files and Batches endpoints (see FakeOpenAIServer's docstring)."""
+        fake = self.server.fake
+        with fake._lock:
+            fake.batch_api_calls.append((self.command, path, {k.lower(): v for k, v in self.headers.items()}))
+        try:
+            status, body, content_type = fake._batch_route(
+                self.command, path, raw, self.headers.get("Content-Type", "")
+            )
+        except Exception as exc:  # a bug in the fake should fail loudly, not hang the client
+            status, body, content_type = 500, _error_body(500, f"fake server error: {exc!r}"), "application/json"
+        if isinstance(body, bytes):
+            self._send(status, body, content_type=content_type)
+        else:
+            self._send_json(status, body)
+
     def _any_other(self) -> None:
         self._read_body()
         self._not_found()
@@ -254,6 +278,22 @@ class FakeOpenAIServer:
 
     ``requests`` holds every chat-completion request body in arrival order and
     ``headers_seen`` the matching request headers (keys lower-cased).
+
+    It also serves the minimal Files and Batches API the Batch API needs:
+    ``POST /v1/files`` (multipart upload), ``GET /v1/files/{id}`` and
+    ``GET /v1/files/{id}/content``, ``POST /v1/batches`` and
+    ``GET /v1/batches/{id}``. A new batch is "validating"; each retrieval then
+    reports "in_progress" for the first ``batch_in_progress_polls`` polls, after
+    which the batch is processed and "completed" (or "failed" when its input
+    file has malformed lines). Processing answers every line's ``body`` exactly
+    like ``/v1/chat/completions`` (queued replies, then ``default``; ``delay``
+    and ``drop`` are ignored): 200 answers go to the output file, the others
+    (non-200 ``status``) to the error file, each line shaped
+    ``{id, custom_id, response: {status_code, request_id, body}, error}``.
+    Those bodies are recorded in ``batch_requests``, not in ``requests``;
+    ``files`` / ``file_data`` hold every file object and its bytes,
+    ``batches`` every batch object, and ``batch_api_calls`` each
+    (method, path, headers) of these endpoints.
     """
 
     def __init__(
@@ -274,6 +314,16 @@ class FakeOpenAIServer:
         self._open: set[socket.socket] = set()
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
+        # Files and Batches API (see the class docstring).
+        self.batch_in_progress_polls = 0
+        self.files: dict[str, JSON] = {}
+        self.file_data: dict[str, bytes] = {}
+        self.batches: dict[str, JSON] = {}
+        self.batch_requests: list[JSON] = []
+        self.batch_api_calls: list[tuple[str, str, dict[str, str]]] = []
+        self._polls: dict[str, int] = {}
+        self._ids = 0
+        self._batch_lock = threading.Lock()  # one batch is processed once, even under racing polls
 
     # -- public API ------------------------------------------------------
 
@@ -357,6 +407,183 @@ class FakeOpenAIServer:
         default = self.default
         # Called outside the lock: a default may be slow or re-enter queue().
         return default(request) if callable(default) else default
+
+    # -- Files and Batches API ------------------------------------------
+
+    def _new_id(self, prefix: str) -> str:
+        with self._lock:
+            self._ids += 1
+            return f"{prefix}-fake-{self._ids}"
+
+    def _add_file(self, data: bytes, filename: str, purpose: str) -> JSON:
+        obj = {
+            "id": self._new_id("file"),
+            "object": "file",
+            "bytes": len(data),
+            "created_at": int(time.time()),
+            "filename": filename,
+            "purpose": purpose,
+            "status": "processed",
+            "expires_at": None,
+            "status_details": None,
+        }
+        with self._lock:
+            self.files[obj["id"]] = obj
+            self.file_data[obj["id"]] = data
+        return obj
+
+    def _batch_route(self, method: str, path: str, raw: bytes, content_type: str) -> tuple[int, Any, str]:
+        """(status, JSON object or raw bytes, content type) for one Files / Batches request."""
+        parts = path.strip("/").split("/")  # ["v1", "files" | "batches", id?, "content"?]
+        if method == "POST" and parts == ["v1", "files"]:
+            fields = _multipart(content_type, raw)
+            if "file" not in fields or "purpose" not in fields:
+                return 400, _error_body(400, "'file' and 'purpose' are required"), ""
+            filename, data = fields["file"]
+            return 200, self._add_file(data, filename or "upload", fields["purpose"][1].decode()), ""
+        if method == "GET" and parts[:2] == ["v1", "files"] and len(parts) in (3, 4):
+            with self._lock:
+                obj, data = self.files.get(parts[2]), self.file_data.get(parts[2])
+            if obj is None or data is None or parts[3:] not in ([], ["content"]):
+                return 404, _error_body(404, f"No such File object: {parts[2]}"), ""
+            return (200, data, "application/octet-stream") if parts[3:] else (200, obj, "")
+        if method == "POST" and parts == ["v1", "batches"]:
+            return self._create_batch(json.loads(raw or b"null"))
+        if method == "GET" and parts[:2] == ["v1", "batches"] and len(parts) == 3:
+            return self._poll_batch(parts[2])
+        return 404, _error_body(404, f"no route for {method} {path}"), ""
+
+    def _create_batch(self, params: Any) -> tuple[int, Any, str]:
+        if not isinstance(params, dict):
+            return 400, _error_body(400, "request body is not a JSON object"), ""
+        file = self.files.get(params.get("input_file_id") or "")
+        if file is None:
+            return 400, _error_body(400, f"input file {params.get('input_file_id')!r} not found"), ""
+        if file["purpose"] != "batch":
+            return 400, _error_body(400, "the input file's purpose must be 'batch'"), ""
+        if params.get("endpoint") != "/v1/chat/completions" or params.get("completion_window") != "24h":
+            return 400, _error_body(400, "the fake serves endpoint /v1/chat/completions, window 24h only"), ""
+        now = int(time.time())
+        batch: JSON = {
+            "id": self._new_id("batch"),
+            "object": "batch",
+            "endpoint": params["endpoint"],
+            "errors": None,
+            "input_file_id": file["id"],
+            "completion_window": "24h",
+            "status": "validating",
+            "output_file_id": None,
+            "error_file_id": None,
+            "created_at": now,
+            "in_progress_at": None,
+            "expires_at": now + 24 * 3600,
+            "finalizing_at": None,
+            "completed_at": None,
+            "failed_at": None,
+            "expired_at": None,
+            "cancelling_at": None,
+            "cancelled_at": None,
+            "request_counts": {"total": 0, "completed": 0, "failed": 0},
+            "metadata": params.get("metadata"),
+        }
+        with self._lock:
+            self.batches[batch["id"]] = batch
+            self._polls[batch["id"]] = 0
+        return 200, dict(batch), ""
+
+    def _poll_batch(self, batch_id: str) -> tuple[int, Any, str]:
+        with self._batch_lock:
+            batch = self.batches.get(batch_id)
+            if batch is None:
+                return 404, _error_body(404, f"No batch found with id '{batch_id}'."), ""
+            if batch["status"] in ("validating", "in_progress"):
+                self._polls[batch_id] += 1
+                if self._polls[batch_id] <= self.batch_in_progress_polls:
+                    lines = self.file_data[batch["input_file_id"]].decode("utf-8", "replace").splitlines()
+                    total = sum(1 for line in lines if line.strip())
+                    now = int(time.time())
+                    batch.update(status="in_progress", in_progress_at=batch["in_progress_at"] or now)
+                    batch["request_counts"] = {"total": total, "completed": 0, "failed": 0}
+                else:
+                    self._process(batch)
+            return 200, json.loads(json.dumps(batch)), ""
+
+    def _process(self, batch: JSON) -> None:
+        """Answer every request line of the batch; called once, under _batch_lock."""
+        now = int(time.time())
+        requests: list[tuple[str, JSON]] = []
+        errors: list[JSON] = []
+        text = self.file_data[batch["input_file_id"]].decode("utf-8", "replace")
+        for number, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+                if item.get("url") != batch["endpoint"] or not isinstance(item.get("body"), dict):
+                    raise ValueError("each line needs url equal to the batch endpoint and an object body")
+                requests.append((str(item["custom_id"]), item["body"]))
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                errors.append({"code": "invalid_request", "message": str(exc), "param": None, "line": number})
+        if errors:
+            batch.update(status="failed", failed_at=now, errors={"object": "list", "data": errors})
+            return
+        good: list[str] = []
+        bad: list[str] = []
+        for custom_id, body in requests:
+            with self._lock:
+                self.batch_requests.append(body)
+                number = len(self.batch_requests)
+            try:
+                reply = self._pick(body)
+            except Exception as exc:  # a buggy `when`/default: a failed line, not a hung poll
+                reply = Reply(status=500, error_message=f"fake server error: {exc!r}")
+            if reply is None:
+                reply = Reply(status=500, error_message="no reply queued")
+            if reply.raw_body is not None:
+                try:
+                    answer: Any = json.loads(reply.raw_body)
+                except ValueError:
+                    answer = reply.raw_body
+            elif reply.status != 200:
+                answer = _error_body(reply.status, reply.error_message)
+            else:
+                answer = _completion(body, reply, number)
+            result = {
+                "id": f"batch_req_fake_{number}",
+                "custom_id": custom_id,
+                "response": {"status_code": reply.status, "request_id": f"req_fake_{number}", "body": answer},
+                "error": None,
+            }
+            (good if reply.status == 200 else bad).append(json.dumps(result) + "\n")
+        for key, lines, kind in (("output_file_id", good, "output"), ("error_file_id", bad, "error")):
+            if lines:
+                name = f"{batch['id']}_{kind}.jsonl"
+                batch[key] = self._add_file("".join(lines).encode(), name, "batch_output")["id"]
+        batch.update(
+            status="completed",
+            in_progress_at=batch["in_progress_at"] or now,
+            finalizing_at=now,
+            completed_at=now,
+            request_counts={"total": len(requests), "completed": len(good), "failed": len(bad)},
+        )
+
+
+def _multipart(content_type: str, raw: bytes) -> dict[str, tuple[str | None, bytes]]:
+    """{field name: (file name or None, exact bytes)} of a multipart/form-data body."""
+    match = re.search(r'boundary="?([^";]+)"?', content_type)
+    if match is None:
+        return {}
+    fields: dict[str, tuple[str | None, bytes]] = {}
+    for part in raw.split(b"--" + match.group(1).encode())[1:]:
+        if part.startswith(b"--"):
+            break
+        head, _, data = part.partition(b"\r\n\r\n")
+        name = re.search(rb'\bname="([^"]*)"', head)
+        filename = re.search(rb'\bfilename="([^"]*)"', head)
+        if name is not None:
+            data = data[:-2] if data.endswith(b"\r\n") else data
+            fields[name.group(1).decode()] = (filename.group(1).decode() if filename else None, data)
+    return fields
 
 
 def fault_mix(good: Callable[[JSON], Reply], rate: float, seed: int = 0) -> Callable[[JSON], Reply]:
