@@ -272,9 +272,8 @@ def speaker(sentence: str) -> str | None:
             name = _trailing_name(part.split())
             if name:
                 return name
-        plain = ",".join(p for p in parts if not re.match(r"\s*(who|which|that)\b", p))
-        m = re.search(r"$", plain)
-    before = re.split(r"[,;:“”\"]|\b(?:which|that|who|but)\b", plain[: m.start()])[-1]
+        subject = ",".join(p for p in parts if not re.match(r"\s*(who|which|that)\b", p))
+    before = re.split(r"[,;:“”\"]|\b(?:which|that|who|but)\b", subject)[-1]
     words = before.split()[-7:]
     while words and words[-1].lower() in _AUXILIARIES:
         words.pop()
