@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -77,7 +78,17 @@ def eval_(
     typer.echo(f"log: {log}; report: {log.with_name('eval-report.md')} ({result.seconds:.0f} s)", err=True)
     if update_baseline:
         (directory / "baseline.json").write_text(
-            json.dumps({"backend": llm.name, "model": llm.model, "metrics": result.metrics}, indent=2) + "\n"
+            json.dumps(
+                {
+                    "backend": llm.name,
+                    "model": llm.model,
+                    "metrics": result.metrics,
+                    "measured": f"{date.today()}, factcheck eval ({len(result.items)} fixtures, {result.seconds:.0f} s;"
+                    " answers already in the response cache take no time)",
+                },
+                indent=2,
+            )
+            + "\n"
         )
     broken = suites.check_thresholds(result.metrics, thresholds) if not suite else []
     for line in broken:
