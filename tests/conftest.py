@@ -53,6 +53,18 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPat
     monkeypatch.setenv("FACTCHECK_CACHE_DIR", str(tmp_path_factory.mktemp("factcheck-cache")))
 
 
+def run_main(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
+    """`factcheck ARGS` as the console script runs it (main(): one-line errors, exit codes)."""
+    import sys
+
+    from factcheck.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["factcheck", *args])
+    with pytest.raises(SystemExit) as info:
+        main()
+    return 0 if info.value.code is None else int(info.value.code)
+
+
 # ---------------------------------------------------------------- reading a prompt back
 
 _ARTICLE_LINE = re.compile(r"^\[(\d+)\] (.*)$", re.M)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import answer_for
+from conftest import answer_for, run_main
 from fakeserver import FakeOpenAIServer, Reply
 from typer.testing import CliRunner
 
@@ -46,15 +46,6 @@ def article(tmp_path: Path) -> Path:
     path = tmp_path / "harbour.txt"
     path.write_text(ARTICLE, encoding="utf-8")
     return path
-
-
-def run_main(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
-    """main() as the console script runs it; returns the exit code."""
-    monkeypatch.setattr(sys, "argv", ["factcheck", *args])
-    with pytest.raises(SystemExit) as info:
-        main()
-    code = info.value.code
-    return 0 if code is None else int(code)
 
 
 def answer_request(request: dict[str, Any]) -> Reply:

@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FakeBackend, answer_for, article_sentences, probs_for, statement_of
+from conftest import FakeBackend, answer_for, article_sentences, probs_for, run_main, statement_of
 from fakeserver import FakeOpenAIServer, Reply
 from typer.testing import CliRunner
 
 from factcheck import verify
 from factcheck.backends.base import Message
-from factcheck.cli import app, main
+from factcheck.cli import app
 from factcheck.documents import Document, chunk, make_document
 from factcheck.errors import InputError
 from factcheck.schemas import Report, Usage
@@ -292,13 +292,6 @@ def invoke(*args: str) -> Any:
     result = runner.invoke(app, [*args, "--model", "fake-model"])
     assert result.exit_code == 0, (result.output, result.exception)
     return result
-
-
-def run_main(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
-    monkeypatch.setattr(sys, "argv", ["factcheck", *args])
-    with pytest.raises(SystemExit) as info:
-        main()
-    return 0 if info.value.code is None else int(info.value.code)
 
 
 def write(path: Path, text: str) -> Path:

@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import answer_for
+from conftest import answer_for, run_main
 from fakeserver import FakeOpenAIServer, Reply
 from typer.testing import CliRunner
 
-from factcheck.cli import app, main
+from factcheck.cli import app
 
 KEY = "sk-batch-secret-4242"
 MODEL = "gpt-4o-mini"
@@ -68,13 +68,6 @@ def cli(*args: str) -> Any:
     result = runner.invoke(app, list(args))
     assert result.exception is None or isinstance(result.exception, SystemExit), result.output
     return result
-
-
-def run_main(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
-    monkeypatch.setattr(sys, "argv", ["factcheck", *args])
-    with pytest.raises(SystemExit) as info:
-        main()
-    return 0 if info.value.code is None else int(info.value.code)
 
 
 def write_and_submit(articles: Path, tmp_path: Path) -> tuple[Path, str]:
