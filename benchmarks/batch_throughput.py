@@ -39,7 +39,7 @@ from factcheck.batch import run_batch  # noqa: E402
 
 def answer(request: dict) -> Reply:  # type: ignore[type-arg]
     """A valid answer to every pipeline schema (see tests/test_batch.py: answer_json)."""
-    from test_batch import answer_json, schema_name_of
+    from batch_helpers import answer_json, schema_name_of
 
     fmt = request["response_format"]
     if fmt["type"] == "json_schema":

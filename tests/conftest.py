@@ -28,6 +28,8 @@ import pytest
 
 from factcheck.backends.base import Completion, Message
 
+pytest.register_assert_rewrite("batch_helpers")  # its asserts explain themselves too
+
 ENV_REMOVED = (
     "OPENAI_API_KEY",
     "OPENAI_BASE_URL",

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from batch_helpers import answer_json, schema_name_of
 from fakeserver import FakeOpenAIServer, Reply, fault_mix
-from test_batch import answer_json, schema_name_of
 
 from factcheck import pipeline
 from factcheck.backends.cache import CachedBackend
