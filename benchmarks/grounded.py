@@ -10,7 +10,8 @@ label keeps a run affordable on two cores (`name:N` sets N for one set; a large 
 set). Samples grow by prefix: a larger N keeps the items of a smaller one, whose answers the
 response cache still holds. Per-item results go to artifacts/grounded/*.jsonl.
 
-Printed per set: balanced accuracy at the shipped threshold (verify.SUPPORT_THRESHOLD, with the
+Printed per set: balanced accuracy at the shipped threshold (verify.SUPPORT_THRESHOLD for claims,
+verify.CONSISTENCY_THRESHOLD for summaries, with the
 missing-details rule), and, for reference only, the best threshold on this same sample (optimistic:
 chosen on the data it is scored on).
 """
@@ -115,7 +116,8 @@ def report(name: str, rows: list[dict]) -> None:  # type: ignore[type-arg]
     errors = sum(r["verdict"] == "error" for r in rows)
     print(
         f"{name:14} n={len(rows):3}  balanced accuracy {shipped:.3f} at threshold "
-        f"{verify.SUPPORT_THRESHOLD}   (best on this sample {best[0]:.3f} at {best[1]:.2f})   "
+        f"{verify.CONSISTENCY_THRESHOLD if name in SUMMARY_SETS else verify.SUPPORT_THRESHOLD}   "
+        f"(best on this sample {best[0]:.3f} at {best[1]:.2f})   "
         f"{secs / max(1, len(rows)):.1f} s/item  errors={errors}"
     )
 
@@ -127,7 +129,7 @@ def main() -> None:
     parser.add_argument("--threshold", type=float, default=None)
     args = parser.parse_args()
     if args.threshold is not None:
-        verify.SUPPORT_THRESHOLD = args.threshold
+        verify.SUPPORT_THRESHOLD = verify.CONSISTENCY_THRESHOLD = args.threshold
     out_dir = ROOT / "artifacts" / "grounded"
     out_dir.mkdir(parents=True, exist_ok=True)
     llm = open_backend(choose())

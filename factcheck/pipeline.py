@@ -26,7 +26,7 @@ from .schemas import (
 from .schemas import Sentence as SentenceSpan
 from .sources import attach_verdicts
 from .structured import Ledger, generate
-from .verify import article_messages, judge
+from .verify import CONSISTENCY_THRESHOLD, article_messages, judge
 
 
 @dataclass
@@ -162,7 +162,8 @@ def _self_check(
     warnings: list[Warning],
 ) -> Summary:
     """Judge each summary sentence against the article; drop what the article does not support,
-    and what merely restates a quote nobody in the article is said to have made."""
+    and what merely restates a quote nobody in the article is said to have made. A summary sentence
+    needs the consistency threshold, higher than a claim's (see verify.py)."""
     usage = ledger.stage("self_check")
     quotes = [s.text for s in quoted]
     kept: list[str] = []
@@ -170,7 +171,7 @@ def _self_check(
     for text in parts:
         action: Literal["dropped", "kept"]
         echoed = next((q for q in quotes if signals.overlap(text, q) >= 0.6), None)
-        judged = judge(backend, ledger, usage, text, context)
+        judged = judge(backend, ledger, usage, text, context, threshold=CONSISTENCY_THRESHOLD)
         if echoed:
             action, reason = "dropped", "restates an unattributed quote as fact"
         elif judged.verdict != "supported":

@@ -13,7 +13,7 @@ from factcheck import pipeline
 from factcheck.documents import make_document
 from factcheck.prompts import template_hash
 from factcheck.schemas import Report
-from factcheck.verify import SUPPORT_THRESHOLD
+from factcheck.verify import CONSISTENCY_THRESHOLD
 
 SEED = Path(__file__).resolve().parents[2] / "shared" / "examples" / "seed-article.txt"
 
@@ -172,7 +172,7 @@ def test_self_check_drops_unsupported_summary_sentences(report: Report) -> None:
     assert revised.message.startswith("1 summary sentence")
 
 
-@pytest.mark.parametrize(("p", "kept"), [(SUPPORT_THRESHOLD - 0.01, False), (SUPPORT_THRESHOLD, True)])
+@pytest.mark.parametrize(("p", "kept"), [(CONSISTENCY_THRESHOLD - 0.01, False), (CONSISTENCY_THRESHOLD, True)])
 def test_self_check_threshold(doc, p: float, kept: bool) -> None:  # type: ignore[no-untyped-def]
     fake = FakeBackend(summary=SUMMARY[:2] + ["Talks could resume later this week."], probs=probs_for(p))
     report = pipeline.summarize(doc, fake)
