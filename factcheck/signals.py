@@ -279,23 +279,28 @@ def speaker(sentence: str) -> str | None:
         words.pop()
     if not words or words[-1].lower() in ("he", "she", "they", "it", "we", "i", "you", "this"):
         return None
-    run: list[str] = []  # a trailing run of capitalised words is a name: "Defense Secretary Ash Carter"
-    for w in reversed(words):
-        if not (w[0].isupper() or (run and w.lower() in ("of", "and", "for", "de", "al"))):
-            break
-        run.insert(0, w)
+    run = _trailing_run(words)  # capitalised words at the end are a name: "Defense Secretary Ash Carter"
     if len(run) >= 2 or (run and len(run) == len(words)):
         return " ".join(run)
     return " ".join(words[-3:])  # a common noun phrase: "Russia's defence ministry", "police"
 
 
-def _trailing_name(words: list[str]) -> str | None:
-    """A run of two or more capitalised words at the end: "Its chair, Ana Ruiz" -> "Ana Ruiz"."""
+_NAME_JOINERS = ("of", "and", "for", "de", "al")  # lower-case words inside a name: "Bank of England"
+
+
+def _trailing_run(words: list[str]) -> list[str]:
+    """The capitalised words (and joiners between them) that end `words`."""
     run: list[str] = []
     for w in reversed(words):
-        if not (w[:1].isupper() or (run and w.lower() in ("of", "and", "for", "de", "al"))):
+        if not (w[:1].isupper() or (run and w.lower() in _NAME_JOINERS)):
             break
         run.insert(0, w)
+    return run
+
+
+def _trailing_name(words: list[str]) -> str | None:
+    """A run of two or more capitalised words at the end: "Its chair, Ana Ruiz" -> "Ana Ruiz"."""
+    run = _trailing_run(words)
     return " ".join(run) if len(run) >= 2 else None
 
 
@@ -311,7 +316,7 @@ def _name_after(text: str) -> str | None:
         return None
     run: list[str] = []
     for w in words[start:]:
-        if not (w[:1].isupper() or (run and w.lower() in ("of", "and", "for", "de", "al"))):
+        if not (w[:1].isupper() or (run and w.lower() in _NAME_JOINERS)):
             break
         run.append(w.rstrip(",.;:"))
         if w[-1] in ",.;:":
