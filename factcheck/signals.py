@@ -190,16 +190,38 @@ def source_type(name: str | None, guess: str | None = None, sentence: str = "") 
     finance director,"); then the model's guess, if any; else a private person."""
     if not name:
         return "unattributed"
-    for text in (name, _role(name, sentence)):
-        if _MEDIA.search(text):
-            return "media"
-        if _DOCUMENT.search(text) and not _GOVERNMENT.search(text):
-            return "document"
-        if _GOVERNMENT.search(text):
-            return "government"
-        if _ORGANIZATION.search(text):
-            return "organization"
-    return guess if guess and guess != "unattributed" else "person"
+    kind = (
+        _kind_by_keywords(name)
+        or ("government" if _names_a_country(name) else None)
+        or _kind_by_keywords(_role(name, sentence))
+    )
+    return kind or (guess if guess and guess != "unattributed" else "person")
+
+
+def _kind_by_keywords(text: str) -> str | None:
+    if _MEDIA.search(text):
+        return "media"
+    if _DOCUMENT.search(text) and not _GOVERNMENT.search(text):
+        return "document"
+    if _GOVERNMENT.search(text):
+        return "government"
+    if _ORGANIZATION.search(text):
+        return "organization"
+    return None
+
+
+def _names_a_country(name: str) -> bool:
+    """ "The US", "Russia", "Turkey and allies"; not "Jordan Peterson" (a capital follows)."""
+    from .countries import COUNTRIES
+
+    words = name.split()
+    if words and words[0].lower() == "the":
+        words = words[1:]
+    for n in (3, 2, 1):  # the longest country name the source starts with
+        head = re.sub(r"[’']s$", "", " ".join(words[:n]))
+        if len(words) >= n and head in COUNTRIES:
+            return not words[n:] or not words[n][:1].isupper()
+    return False
 
 
 def _role(name: str, sentence: str) -> str:

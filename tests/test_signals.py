@@ -330,3 +330,17 @@ def test_a_pronoun_cue_takes_the_speaker_named_just_before() -> None:
     previous = "Union leader Maria Okafor said the port had refused talks."
     assert signals.speaker_in_context("She added that members would strike again.", previous) == "Maria Okafor"
     assert signals.speaker_in_context("The port reopened.", previous) is None
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("The US", "government"),
+        ("Turkey and allies", "government"),
+        ("Russia's", "government"),
+        ("the United Kingdom", "government"),
+        ("Jordan Peterson", "person"),  # a country's name followed by a surname is a person
+    ],
+)
+def test_a_country_speaks_through_its_government(name: str, kind: str) -> None:
+    assert signals.source_type(name) == kind
