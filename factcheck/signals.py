@@ -161,7 +161,8 @@ def injection_sentences(doc: Document) -> list[Sentence]:
 
 _MEDIA = re.compile(
     r"\b(television|tv|newspaper|radio|news|times|post|journal|gazette|herald|tribune|reuters|"
-    r"broadcaster|magazine|bbc|cnn|daily|channel|outlet|newsflash|wire)\b",
+    r"broadcaster|magazine|bbc|cnn|daily|channel|outlet|newsflash|wire|courier|echo|chronicle|observer|"
+    r"telegraph|dispatch|inquirer|examiner|guardian|reporters?|correspondents?)\b",
     re.I,
 )
 _GOVERNMENT = re.compile(

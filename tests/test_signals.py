@@ -215,6 +215,8 @@ def test_speaker(sentence: str, who: str | None) -> None:
         ("BBC News", "media"),
         ("the Hurriyet newspaper", "media"),
         ("Syrian state television", "media"),
+        ("The Merrow Courier", "media"),
+        ("A Courier reporter", "media"),
         ("Ministry of Defence", "government"),
         ("US officials", "government"),
         ("police", "government"),
