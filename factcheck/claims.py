@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from . import signals
+from . import attribution, signals
 from .answers import SentenceClaims, WrittenClaim, WrittenClaims
 from .backends.base import Backend
 from .documents import Document, Sentence
@@ -67,7 +67,7 @@ def extract(backend: Backend, ledger: Ledger, doc: Document, part: list[Sentence
                 text=text,
                 sentences=[c.n],
                 source=source,
-                type=signals.source_type(source, getattr(c, "type", None), doc.sentence(c.n).text),  # type: ignore[arg-type]
+                type=attribution.source_type(source, getattr(c, "type", None), doc.sentence(c.n).text),  # type: ignore[arg-type]
                 worthy=not_worthy is None,
                 unworthy_reason=not_worthy,
             )
@@ -81,9 +81,9 @@ def _checked_source(doc: Document, n: int, named: str | None, unattributed: set[
         return None  # a quote with no speaker: whatever the model guessed, the article names no one
     sentence = doc.sentence(n).text
     previous = doc.sentence(n - 1).text if n > 1 else ""
-    if named and signals.grounded_source(named, sentence, previous):
+    if named and attribution.grounded_source(named, sentence, previous):
         return named
-    return signals.speaker_in_context(sentence, previous)
+    return attribution.speaker_in_context(sentence, previous)
 
 
 def _words(text: str) -> set[str]:

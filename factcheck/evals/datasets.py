@@ -65,7 +65,7 @@ def predict(task: Task, item: dict[str, Any], backend: Backend) -> dict[str, Any
 
 def _attribution(item: dict[str, Any], backend: Backend, ledger: Ledger) -> dict[str, Any]:
     """Sources we attribute to the sentences holding each gold attribution's content."""
-    from .. import signals
+    from .. import attribution
 
     doc = documents.make_document(item["article"], origin=item["id"])
     found = []
@@ -88,7 +88,7 @@ def _attribution(item: dict[str, Any], backend: Backend, ledger: Ledger) -> dict
         if name is None:
             hits += ours is None
         else:
-            hits += bool(ours and (signals.name_in(name, ours) or signals.name_in(ours, name)))
+            hits += bool(ours and (attribution.name_in(name, ours) or attribution.name_in(ours, name)))
     return {"attributions": total, "correct": hits, "positive": None}
 
 

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import signals
+from .. import attribution
 from ..schemas import Report
 
 MATCH_THRESHOLD = 0.5
@@ -153,7 +153,7 @@ def score(report: Report | None, label: dict[str, Any], error: str | None = None
         if ours is None or gold_name is None:
             same_source = ours is None and gold_name is None
         else:
-            same_source = signals.name_in(gold_name, ours) or signals.name_in(ours, gold_name)
+            same_source = attribution.name_in(gold_name, ours) or attribution.name_in(ours, gold_name)
         s.add("source_correct", same_source)
         s.add("source_type_correct", claim.source.type == gold["source"]["type"])
         s.add("uncertainty_correct", claim.uncertainty.level == gold["uncertainty"])
