@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import re
 import threading
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Any, Literal, TypeVar
 
 from ..errors import BackendError, ConfigError
 from .base import Completion, Message
 
 Mode = Literal["auto", "json_schema", "json_object"]
+T = TypeVar("T")
 
 
 class OpenAIBackend:
@@ -60,36 +62,38 @@ class OpenAIBackend:
     ) -> Completion:
         import openai
 
-        if self.mode in ("auto", "json_schema"):
-            try:
-                return self._call(messages, _json_schema_format(schema, schema_name), max_tokens, temperature)
-            except (
-                openai.BadRequestError,
-                openai.UnprocessableEntityError,
-                openai.InternalServerError,
-            ) as exc:
-                if self.mode != "auto" or not _rejects_schema(exc):
-                    raise self._error(exc) from exc
-            fallback = self._json_object(messages, schema, max_tokens, temperature)
-            self.mode = "json_object"  # only once the other form has worked: a 400 can mean anything
-            return fallback
-        return self._json_object(messages, schema, max_tokens, temperature)
+        def send(json_object: bool) -> Completion:
+            if json_object:
+                hint: Message = {
+                    "role": "system",
+                    "content": "Answer with one JSON object only, valid against this JSON schema:\n"
+                    + json.dumps(schema, separators=(",", ":")),
+                }
+                fmt = {"type": "json_object", "schema": schema}
+                return self._call([*messages, hint], fmt, max_tokens, temperature)
+            return self._call(messages, _json_schema_format(schema, schema_name), max_tokens, temperature)
 
-    def _json_object(
-        self, messages: list[Message], schema: dict[str, Any], max_tokens: int, temperature: float
-    ) -> Completion:
-        import openai
-
-        hint = {
-            "role": "system",
-            "content": "Answer with one JSON object only, valid against this JSON schema:\n"
-            + json.dumps(schema, separators=(",", ":")),
-        }
-        fmt = {"type": "json_object", "schema": schema}
         try:
-            return self._call([*messages, hint], fmt, max_tokens, temperature)
+            return self._in_accepted_form(send)
         except openai.APIError as exc:
             raise self._error(exc) from exc
+
+    def _in_accepted_form(self, send: Callable[[bool], T]) -> T:
+        """`send(False)` asks in `json_schema` form; in `auto` mode, when the server rejects that form,
+        `send(True)` asks in `json_object` form, which is kept once it has worked (a 400 alone can
+        mean anything). Errors reach the caller as the SDK raised them."""
+        import openai
+
+        if self.mode != "json_object":
+            try:
+                return send(False)
+            except (openai.BadRequestError, openai.UnprocessableEntityError, openai.InternalServerError) as exc:
+                if self.mode != "auto" or not _rejects_schema(exc):
+                    raise
+        result = send(True)
+        if self.mode == "auto":
+            self.mode = "json_object"
+        return result
 
     def _error(self, exc: Exception) -> Exception:
         error = _backend_error(exc, self.base_url)
@@ -141,29 +145,26 @@ class OpenAIBackend:
             "required": [key],
             "additionalProperties": False,
         }
-        json_object = {"type": "json_object", "schema": schema}
-        forms = [json_object] if self.mode == "json_object" else [_json_schema_format(schema, "Choice")]
-        if self.mode == "auto":
-            forms.append(json_object)  # for servers that reject json_schema (llama-cpp-python's)
-        for fmt in forms:
-            try:
-                response = self._create(
-                    messages=messages,
-                    response_format=fmt,
-                    max_tokens=12,
-                    temperature=0.0,
-                    logprobs=True,
-                    top_logprobs=10,
-                )
-                break
-            except (openai.BadRequestError, openai.UnprocessableEntityError, openai.InternalServerError) as exc:
-                if fmt is json_object or not _rejects_schema(exc):
-                    self._logprobs = False  # no logprobs here (or no such request): generate instead
-                    return None
-            except openai.APIError as exc:
-                raise self._error(exc) from exc
-        if fmt is json_object and self.mode == "auto":
-            self.mode = "json_object"  # that form has now worked
+
+        def send(json_object: bool) -> Any:
+            return self._create(
+                messages=messages,
+                response_format={"type": "json_object", "schema": schema}
+                if json_object
+                else _json_schema_format(schema, "Choice"),
+                max_tokens=12,
+                temperature=0.0,
+                logprobs=True,
+                top_logprobs=10,
+            )
+
+        try:
+            response = self._in_accepted_form(send)
+        except (openai.BadRequestError, openai.UnprocessableEntityError, openai.InternalServerError):
+            self._logprobs = False  # no logprobs here (or no such request): the caller generates instead
+            return None
+        except openai.APIError as exc:
+            raise self._error(exc) from exc
         usage = response.usage
         self._tls.usage = (usage.prompt_tokens, usage.completion_tokens) if usage else None
         choice = response.choices[0] if response.choices else None
